@@ -1,0 +1,3 @@
+module github.com/gossipbus/gossip
+
+go 1.26.8

@@ -1,0 +1,358 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// EventBus publishes events and runs handlers for the events it subscribes
+// to, over one transport. Its methods are safe for concurrent use.
+type EventBus struct {
+	cfg       Config
+	conn      driver.Conn
+	codecs    *codecSet
+	inProcess bool
+	logger    *slog.Logger
+
+	mu         sync.Mutex
+	middleware []Middleware
+	pubMW      []PublishMiddleware
+	subs       map[*Subscription]struct{}
+
+	publishFn atomic.Pointer[PublishFunc]
+
+	closed       atomic.Bool
+	publishing   atomic.Int64
+	publishDone  chan struct{} // signalled when publishing drops to 0 after close
+	shutdownOnce sync.Once
+	shutdownErr  error
+	shutdownDone chan struct{}
+}
+
+// NewEventBus opens the transport cfg names and returns a bus on it. A nil
+// cfg is the zero Config: the in-process memory transport.
+func NewEventBus(cfg *Config) (*EventBus, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	c = c.withDefaults()
+	if c.Source == "" {
+		c.Source = filepath.Base(os.Args[0])
+	}
+	b := &EventBus{
+		cfg:          c,
+		codecs:       newCodecSet(c.Codec, c.ExtraCodecs),
+		logger:       c.Logger,
+		middleware:   append([]Middleware(nil), c.Middleware...),
+		pubMW:        append([]PublishMiddleware(nil), c.PublishMiddleware...),
+		subs:         map[*Subscription]struct{}{},
+		publishDone:  make(chan struct{}, 1),
+		shutdownDone: make(chan struct{}),
+	}
+	b.conn = c.Conn
+	if b.conn == nil {
+		d, err := driver.Lookup(c.Driver)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.DialTimeout)
+		defer cancel()
+		conn, err := d.Open(ctx, c.Driver, driver.Options{Source: c.Source, Logger: c.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("gossip: open %s: %w", driver.Redact(c.Driver), err)
+		}
+		b.conn = conn
+	}
+	if vc, ok := b.conn.(driver.ValueCarrier); ok && vc.CarriesValues() {
+		b.inProcess = true
+	}
+	b.rebuildPublish()
+	return b, nil
+}
+
+// Use adds middleware around the handlers of subscriptions made after it;
+// the first runs outermost. Call it before Subscribe.
+func (b *EventBus) Use(m ...Middleware) {
+	b.mu.Lock()
+	b.middleware = append(b.middleware, m...)
+	b.mu.Unlock()
+}
+
+// UsePublish adds publish-side middleware (tracing, metrics) around every
+// later Publish; the first runs outermost.
+func (b *EventBus) UsePublish(m ...PublishMiddleware) {
+	b.mu.Lock()
+	b.pubMW = append(b.pubMW, m...)
+	b.mu.Unlock()
+	b.rebuildPublish()
+}
+
+func (b *EventBus) rebuildPublish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fn := PublishFunc(b.send)
+	for i := len(b.pubMW) - 1; i >= 0; i-- {
+		fn = b.pubMW[i](fn)
+	}
+	b.publishFn.Store(&fn)
+}
+
+// Transport is the name of the transport the bus runs on ("memory",
+// "redis", "nats"): the value tracing and metrics report as
+// messaging.system.
+func (b *EventBus) Transport() string {
+	if n, ok := b.conn.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return "unknown"
+}
+
+// Source is the service name the bus stamps on events it publishes.
+func (b *EventBus) Source() string { return b.cfg.Source }
+
+// Publish sends events and returns once the transport holds all of them (a
+// JetStream ack, an XADD reply, a place in a memory queue). Several events
+// go in one round trip where the transport can. Invalid events are an error
+// before anything is sent. When the memory transport's buffers are full,
+// Publish waits for room until ctx ends and then returns ctx's error; it
+// never drops an event. Publish fills an empty ID, Timestamp or Source.
+// After Shutdown it returns ErrClosed.
+func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b.publishing.Add(1)
+	defer b.publishEnded()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	return (*b.publishFn.Load())(ctx, events)
+}
+
+// publishInternal publishes on behalf of the bus itself (dead letters),
+// also while it shuts down.
+func (b *EventBus) publishInternal(ctx context.Context, events ...*Event) error {
+	return (*b.publishFn.Load())(ctx, events)
+}
+
+func (b *EventBus) publishEnded() {
+	if b.publishing.Add(-1) == 0 && b.closed.Load() {
+		select {
+		case b.publishDone <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// send validates, encodes and hands events to the transport: the innermost
+// PublishFunc.
+func (b *EventBus) send(ctx context.Context, events []*Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	msgs := make([]*driver.Message, len(events))
+	backing := make([]driver.Message, len(events))
+	for i, e := range events {
+		if err := b.prepare(e); err != nil {
+			return err
+		}
+		m := &backing[i]
+		m.ID, m.Type, m.Source, m.Time, m.Metadata = e.ID, string(e.Type), e.Source, e.Timestamp, e.Metadata
+		if b.inProcess {
+			m.Value = e.Data
+			if e.raw != nil {
+				// A delivered event forwarded from a wire: keep its bytes.
+				m.Data, m.ContentType = e.raw, e.contentType
+			}
+		} else {
+			data, ct, err := b.codecs.encode(e.Data)
+			if err != nil {
+				return fmt.Errorf("%w %s (%s): encode data: %v", ErrInvalidEvent, e.ID, e.Type, err)
+			}
+			m.Data, m.ContentType = data, ct
+			if e.raw != nil && e.Data == nil {
+				m.Data, m.ContentType = e.raw, e.contentType
+			}
+			if n := m.Size(); n > b.cfg.MaxEventSize {
+				return fmt.Errorf("%w: event %s (%s) is %d bytes, the limit is %d (Config.MaxEventSize)", ErrEventTooLarge, e.ID, e.Type, n, b.cfg.MaxEventSize)
+			}
+		}
+		msgs[i] = m
+	}
+	return b.conn.Publish(ctx, msgs)
+}
+
+func (b *EventBus) prepare(e *Event) error {
+	if e == nil {
+		return fmt.Errorf("%w: nil event", ErrInvalidEvent)
+	}
+	if err := e.Type.Validate(); err != nil {
+		return err
+	}
+	if e.ID == "" {
+		e.ID = NewID()
+	}
+	if e.Timestamp.IsZero() {
+		e.Timestamp = time.Now()
+	}
+	if e.Source == "" {
+		e.Source = b.cfg.Source
+	}
+	for k, v := range e.Metadata {
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%w %s (%s): metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", ErrInvalidEvent, e.ID, e.Type, k, v)
+		}
+	}
+	return nil
+}
+
+// Subscribe runs h for every event whose type matches pattern, and returns
+// once the subscription is live: an event published after Subscribe returns
+// is delivered to it. Without Group the subscription is a broadcast
+// listener; with Group it shares the events with the group's other members.
+func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOption) (*Subscription, error) {
+	if h == nil {
+		return nil, errors.New("gossip: Subscribe with a nil handler")
+	}
+	if err := driver.ValidatePattern(string(pattern)); err != nil {
+		return nil, err
+	}
+	sc := subscribeConfig{
+		workers:       b.cfg.Workers,
+		maxDeliveries: b.cfg.MaxDeliveries,
+		backoff:       b.cfg.RetryBackoff,
+		maxBackoff:    b.cfg.MaxRetryBackoff,
+	}
+	for _, o := range opts {
+		o(&sc)
+	}
+	if sc.group != "" {
+		if err := driver.ValidateType(sc.group); err != nil || driver.IsPattern(sc.group) || containsDot(sc.group) {
+			return nil, fmt.Errorf("%w: group name %q must be one token of letters, digits, '_' and '-'", ErrInvalidEventType, sc.group)
+		}
+	}
+	if sc.workers <= 0 {
+		sc.workers = 1
+	}
+	if sc.maxDeliveries <= 0 {
+		sc.maxDeliveries = 1
+	}
+	if sc.maxBackoff < sc.backoff {
+		sc.maxBackoff = sc.backoff
+	}
+
+	b.mu.Lock()
+	mw := append(append([]Middleware(nil), b.middleware...), sc.middleware...)
+	b.mu.Unlock()
+	handler := recoverHandler(Chain(mw...)(h))
+
+	b.publishing.Add(1) // Shutdown waits for Subscribe calls too
+	defer b.publishEnded()
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
+	defer cancel()
+	ds, err := b.conn.Subscribe(ctx, driver.SubscribeSpec{
+		Pattern:       string(pattern),
+		Group:         sc.group,
+		BufferSize:    b.cfg.BufferSize,
+		Workers:       sc.workers,
+		MaxDeliveries: sc.maxDeliveries,
+		AckWait:       b.cfg.AckWait,
+		Start:         sc.start,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: subscribe %s: %w", pattern, err)
+	}
+	s := newSubscription(b, pattern, sc, handler, ds)
+	b.mu.Lock()
+	if b.closed.Load() { // Shutdown began while the transport subscribed
+		b.mu.Unlock()
+		_ = ds.Close(ctx)
+		return nil, ErrClosed
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	s.start()
+	return s, nil
+}
+
+func containsDot(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *EventBus) forget(s *Subscription) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+// Shutdown stops the bus gracefully: new publishes and subscriptions fail
+// with ErrClosed; subscriptions stop fetching; in-flight handlers finish and
+// ack, and events already buffered in memory are handled; what remains
+// unacknowledged stays on a durable transport for the next consumer. Then
+// the transport connection closes. If ctx ends first, handler contexts are
+// cancelled and Shutdown returns ctx's error. Shutdown is idempotent: later
+// calls wait for the first and return its result.
+func (b *EventBus) Shutdown(ctx context.Context) error {
+	b.shutdownOnce.Do(func() {
+		b.closed.Store(true)
+		b.shutdownErr = b.shutdown(ctx)
+		close(b.shutdownDone)
+	})
+	select {
+	case <-b.shutdownDone:
+		return b.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *EventBus) shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	subs := make([]*Subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+
+	var errs []error
+	for _, s := range subs {
+		s.stop()
+	}
+	for _, s := range subs {
+		if err := s.wait(ctx); err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	// Wait for publishes (and Subscribe calls) already under way.
+	for b.publishing.Load() > 0 && len(errs) == 0 {
+		select {
+		case <-b.publishDone:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+	}
+	if err := b.conn.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("gossip: close transport: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,127 @@
+package gossip
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+)
+
+// Codec turns payloads into bytes and back. The JSON codec is the default;
+// set Config.Codec for another (protobuf, msgpack). A bus decodes incoming
+// events with the codec whose ContentType matches the event's content type,
+// among Config.Codec, Config.ExtraCodecs and JSON.
+type Codec interface {
+	// ContentType is the MIME type written as the CloudEvents
+	// datacontenttype, e.g. "application/json".
+	ContentType() string
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}
+
+// JSON is the default codec: encoding/json, content type application/json.
+var JSON Codec = jsonCodec{}
+
+type jsonCodec struct{}
+
+func (jsonCodec) ContentType() string             { return "application/json" }
+func (jsonCodec) Marshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+func (jsonCodec) encodeRaw(v any) ([]byte, bool)  { r, ok := v.(json.RawMessage); return r, ok }
+
+// codecSet is a bus's codecs, shared by every event it delivers.
+type codecSet struct {
+	primary Codec
+	byType  map[string]Codec
+}
+
+func newCodecSet(primary Codec, extra []Codec) *codecSet {
+	if primary == nil {
+		primary = JSON
+	}
+	cs := &codecSet{primary: primary, byType: map[string]Codec{}}
+	for _, c := range append([]Codec{JSON}, append(extra, primary)...) {
+		cs.byType[mediaType(c.ContentType())] = c
+	}
+	return cs
+}
+
+var defaultCodecs = newCodecSet(JSON, nil)
+
+func (cs *codecSet) def() Codec {
+	if cs == nil {
+		return JSON
+	}
+	return cs.primary
+}
+
+// encode returns the payload's bytes. Raw JSON from a delivered event is
+// passed through as it is, so a dead letter or a forwarded event keeps the
+// exact bytes it came with.
+func (cs *codecSet) encode(v any) ([]byte, string, error) {
+	c := cs.def()
+	if jc, ok := c.(jsonCodec); ok {
+		if raw, ok := jc.encodeRaw(v); ok {
+			return raw, c.ContentType(), nil
+		}
+	}
+	if v == nil {
+		return nil, c.ContentType(), nil
+	}
+	b, err := c.Marshal(v)
+	return b, c.ContentType(), err
+}
+
+func (cs *codecSet) decode(contentType string, b []byte, v any, e *Event) error {
+	if cs == nil {
+		cs = defaultCodecs
+	}
+	c := cs.primary
+	if contentType != "" {
+		var ok bool
+		if c, ok = cs.byType[mediaType(contentType)]; !ok {
+			return &DecodeError{EventID: e.ID, Type: e.Type, Err: errUnknownContentType(contentType)}
+		}
+	}
+	if err := c.Unmarshal(b, v); err != nil {
+		return &DecodeError{EventID: e.ID, Type: e.Type, Err: err}
+	}
+	return nil
+}
+
+// mediaType strips parameters: "application/json; charset=utf-8" →
+// "application/json".
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+// assign stores src into *dst, a non-nil pointer to a T, when that needs no
+// conversion: src is a T, a *T (its value is copied), or T is *U and src a U.
+// It reports whether it did.
+func assign(src, dst any) bool {
+	if src == nil {
+		return false
+	}
+	dv := reflect.ValueOf(dst)
+	if dv.Kind() != reflect.Pointer || dv.IsNil() {
+		return false
+	}
+	target := dv.Elem()
+	sv := reflect.ValueOf(src)
+	switch {
+	case sv.Type() == target.Type():
+		target.Set(sv)
+		return true
+	case sv.Kind() == reflect.Pointer && !sv.IsNil() && sv.Elem().Type() == target.Type():
+		target.Set(sv.Elem())
+		return true
+	case target.Kind() == reflect.Pointer && sv.Type() == target.Type().Elem():
+		p := reflect.New(sv.Type())
+		p.Elem().Set(sv)
+		target.Set(p)
+		return true
+	}
+	return false
+}

@@ -1,0 +1,145 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"maps"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// EventType names a kind of event: dot-separated tokens of letters, digits,
+// '_' and '-', such as "user_service.user.created". Subscribe patterns may
+// use "*" for one token and ">" as the last token for the rest.
+type EventType string
+
+// Validate reports whether t is a valid event type to publish.
+func (t EventType) Validate() error { return driver.ValidateType(string(t)) }
+
+// Matches reports whether the event type t matches pattern p.
+func (t EventType) Matches(p EventType) bool { return driver.Match(string(p), string(t)) }
+
+// Event is one thing that happened, as publishers create it and handlers see
+// it.
+type Event struct {
+	// ID is unique and sorts by creation time (a UUIDv7). NewEvent sets it.
+	ID string
+	// Type says what happened.
+	Type EventType
+	// Source names the publishing service. Publish fills it from
+	// Config.Source when it is empty.
+	Source string
+	// Timestamp is when the event was created.
+	Timestamp time.Time
+	// Data is the payload. Publishers set any value the codec can encode.
+	// Handlers should read it with Decode or Typed, which give the same
+	// result on every transport: on the memory transport Data is the
+	// publisher's value itself (shared, to be treated as read-only); on
+	// Redis and NATS it is the encoded bytes (json.RawMessage for JSON).
+	Data any
+	// Metadata travels as transport headers. Keys are non-empty UTF-8
+	// strings.
+	Metadata map[string]string
+
+	// Set on delivered events.
+	raw         []byte // encoded data, when it came over a wire
+	contentType string
+	codecs      *codecSet
+	attempt     int
+	group       string
+	sharedMeta  bool // Metadata is shared with other deliveries: copy before writing
+}
+
+// NewEvent returns an event of type t carrying data, with a fresh ID and the
+// current time.
+func NewEvent(t EventType, data any) *Event {
+	return &Event{ID: NewID(), Type: t, Timestamp: time.Now(), Data: data}
+}
+
+// WithMetadata sets a metadata key and returns e, for chaining. On a
+// delivered event it copies the metadata first, so other handlers of the
+// same event never see the change.
+func (e *Event) WithMetadata(key, value string) *Event {
+	if e.Metadata == nil {
+		e.Metadata = make(map[string]string, 4)
+	} else if e.sharedMeta {
+		e.Metadata = maps.Clone(e.Metadata)
+	}
+	e.sharedMeta = false
+	e.Metadata[key] = value
+	return e
+}
+
+// Attempt is the delivery attempt of a delivered event, starting at 1; 0 on
+// an event that was not delivered.
+func (e *Event) Attempt() int { return e.attempt }
+
+// Group is the consumer group the event was delivered to, "" for a
+// broadcast subscription or an event that was not delivered.
+func (e *Event) Group() string { return e.group }
+
+// Decode fills v, a pointer, from the event's data, whatever the transport:
+// from the publisher's value on the memory transport (assigned directly when
+// the types match, converted through the codec when they do not), from the
+// encoded bytes on Redis and NATS. A failure wraps ErrDecode.
+func (e *Event) Decode(v any) error {
+	if e.raw != nil {
+		return e.codecs.decode(e.contentType, e.raw, v, e)
+	}
+	if assign(e.Data, v) {
+		return nil
+	}
+	// Types differ: go through the codec, as a remote subscriber would.
+	c := e.codecs.def()
+	b, err := c.Marshal(e.Data)
+	if err != nil {
+		return &DecodeError{EventID: e.ID, Type: e.Type, Err: err}
+	}
+	return e.codecs.decode(c.ContentType(), b, v, e)
+}
+
+// The ID: a UUIDv7, 48 bits of Unix milliseconds, then a 12-bit counter that
+// keeps IDs from one process strictly increasing within a millisecond, then
+// 62 random bits.
+var idState struct {
+	sync.Mutex
+	ms  uint64
+	seq uint64
+}
+
+// NewID returns a new event ID: a UUIDv7 string that sorts by creation time
+// (and by creation order within one process).
+func NewID() string {
+	ms := uint64(time.Now().UnixMilli())
+	idState.Lock()
+	if ms <= idState.ms {
+		idState.seq++
+		if idState.seq > 0xfff {
+			idState.ms++
+			idState.seq = 0
+		}
+		ms = idState.ms
+	} else {
+		idState.ms, idState.seq = ms, 0
+	}
+	seq := idState.seq
+	idState.Unlock()
+
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], ms<<16|0x7000|seq)
+	binary.BigEndian.PutUint64(b[8:16], rand.Uint64()&0x3fffffffffffffff|0x8000000000000000)
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], b[10:16])
+	return string(s[:])
+}

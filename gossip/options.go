@@ -1,0 +1,64 @@
+package gossip
+
+import (
+	"time"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// SubscribeOption configures one subscription.
+type SubscribeOption func(*subscribeConfig)
+
+type subscribeConfig struct {
+	group         string
+	workers       int
+	maxDeliveries int
+	backoff       time.Duration
+	maxBackoff    time.Duration
+	start         driver.Start
+	middleware    []Middleware
+}
+
+// Group makes the subscription a member of the named consumer group:
+// members of one group (with the same pattern) share its events, each event
+// handled by one of them; every group gets every event. On Redis Streams and
+// JetStream the group is durable: events published while all its members
+// are away reach it when one returns. The name follows the token rules of
+// event types.
+func Group(name string) SubscribeOption {
+	return func(c *subscribeConfig) { c.group = name }
+}
+
+// Workers sets the number of handler goroutines of this subscription,
+// overriding Config.Workers. Workers(1) handles one publisher's events in
+// publish order (except after a redelivery).
+func Workers(n int) SubscribeOption {
+	return func(c *subscribeConfig) { c.workers = n }
+}
+
+// MaxDeliveries sets the number of delivery attempts before an event is
+// dead-lettered (default Config.MaxDeliveries, itself 5 by default).
+// MaxDeliveries(1) dead-letters on the first failure.
+func MaxDeliveries(n int) SubscribeOption {
+	return func(c *subscribeConfig) { c.maxDeliveries = n }
+}
+
+// RetryBackoff sets the delay before the first redelivery and its cap for
+// this subscription; the delay doubles per attempt with ±20% jitter.
+func RetryBackoff(initial, max time.Duration) SubscribeOption {
+	return func(c *subscribeConfig) { c.backoff, c.maxBackoff = initial, max }
+}
+
+// FromOldest makes a new durable group start with the oldest events the
+// transport still holds, instead of those published after it was created.
+// It has no effect on a group that already exists or on broadcast
+// subscriptions.
+func FromOldest() SubscribeOption {
+	return func(c *subscribeConfig) { c.start = driver.StartOldest }
+}
+
+// WithMiddleware adds middleware to this subscription's handler only,
+// inside the bus's middleware.
+func WithMiddleware(m ...Middleware) SubscribeOption {
+	return func(c *subscribeConfig) { c.middleware = append(c.middleware, m...) }
+}

@@ -1,0 +1,5 @@
+package gossip
+
+import "runtime/debug"
+
+func stack() []byte { return debug.Stack() }
