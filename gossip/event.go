@@ -49,6 +49,7 @@ type Event struct {
 	contentType string
 	codecs      *codecSet
 	attempt     int
+	maxAttempts int
 	group       string
 	sharedMeta  bool // Metadata is shared with other deliveries: copy before writing
 }
@@ -76,6 +77,11 @@ func (e *Event) WithMetadata(key, value string) *Event {
 // Attempt is the delivery attempt of a delivered event, starting at 1; 0 on
 // an event that was not delivered.
 func (e *Event) Attempt() int { return e.attempt }
+
+// MaxDeliveries is the number of attempts the subscription that delivered e
+// makes before it dead-letters the event; 0 on an event that was not
+// delivered. With Attempt it tells middleware whether a failure now is final.
+func (e *Event) MaxDeliveries() int { return e.maxAttempts }
 
 // Group is the consumer group the event was delivered to, "" for a
 // broadcast subscription or an event that was not delivered.

@@ -184,7 +184,7 @@ func (s *Subscription) event(d driver.Delivery) *Event {
 	e := &Event{
 		ID: m.ID, Type: EventType(m.Type), Source: m.Source, Timestamp: m.Time,
 		Metadata: m.Metadata, sharedMeta: true,
-		attempt: d.Attempt, group: s.cfg.group, codecs: s.bus.codecs,
+		attempt: d.Attempt, maxAttempts: s.cfg.maxDeliveries, group: s.cfg.group, codecs: s.bus.codecs,
 		contentType: m.ContentType,
 	}
 	switch {

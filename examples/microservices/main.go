@@ -1,0 +1,196 @@
+// Command microservices is gossip's seed scenario: four services that talk
+// only through events.
+//
+//	UserService ──user_service.user.created──▶ EmailService ──email_service.email.sent──▶ AnalyticsService
+//	                                     └───▶ NotificationService
+//	                                     └───▶ AnalyticsService (user_service.user.*)
+//
+// Each service has its own bus. On the default in-process transport they
+// share one named broker; with -driver they talk over Redis or NATS, and the
+// service code does not change:
+//
+//	go run ./examples/microservices
+//	go run ./examples/microservices -driver redis://127.0.0.1:6379/0
+//	go run ./examples/microservices -driver nats://127.0.0.1:4222
+//
+// With -service it runs one service per process (see docs/examples.md for
+// the durable catch-up demo).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gossipbus/gossip/gossip"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "microservices:", err)
+		os.Exit(1)
+	}
+}
+
+var services = []string{"user_service", "email_service", "notification_service", "analytics_service"}
+
+func run() error {
+	def := os.Getenv("GOSSIP_DRIVER")
+	if def == "" {
+		def = "memory"
+	}
+	driverFlag := flag.String("driver", def, `transport: "memory", "nats", "redis", or a URL such as redis://127.0.0.1:6379/0 (env GOSSIP_DRIVER)`)
+	service := flag.String("service", "all", "run one service per process: "+strings.Join(services, ", ")+"; or all")
+	users := flag.String("users", "alice,bob", "users the user service creates (comma-separated)")
+	expect := flag.Int("expect", 0, "with -service: exit after handling this many events (0: run until interrupted)")
+	timeout := flag.Duration("timeout", 10*time.Second, "how long to wait for the services to finish their work")
+	trace := flag.Bool("trace", false, "trace every event with OpenTelemetry and print the traces as trees at the end")
+	verbose := flag.Bool("v", false, "log the bus's own diagnostics")
+	flag.Parse()
+
+	level := slog.LevelError
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	dsn, stop, err := resolveDriver(*driverFlag)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	run := services
+	if *service != "all" {
+		if !slices.Contains(services, *service) {
+			return fmt.Errorf("unknown -service %q (one of %s, all)", *service, strings.Join(services, ", "))
+		}
+		run = []string{*service}
+	}
+	var tracer *tracing
+	if *trace {
+		if tracer, err = startTracing(*service); err != nil {
+			return err
+		}
+	}
+
+	out := newOutput()
+	buses := map[string]*gossip.EventBus{}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, b := range buses {
+			if err := b.Shutdown(ctx); err != nil {
+				logger.Error("shutdown", "error", err)
+			}
+		}
+	}()
+	for _, name := range run {
+		b, err := gossip.NewEventBus(&gossip.Config{Driver: dsn, Source: name, Logger: logger})
+		if err != nil {
+			return err
+		}
+		tracer.install(b, name)
+		buses[name] = b
+	}
+
+	// Consumers first, so that they are live before the first event.
+	if b := buses["email_service"]; b != nil {
+		if err := (&EmailService{bus: b, out: out}).Register(); err != nil {
+			return err
+		}
+	}
+	if b := buses["notification_service"]; b != nil {
+		if err := (&NotificationService{bus: b, out: out}).Register(); err != nil {
+			return err
+		}
+	}
+	if b := buses["analytics_service"]; b != nil {
+		if err := (&AnalyticsService{bus: b, out: out}).Register(); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("gossip microservices demo on %s (%s)\n", driverName(dsn), strings.Join(run, ", "))
+
+	names := strings.Split(*users, ",")
+	if b := buses["user_service"]; b != nil {
+		us := &UserService{bus: b}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		for i, name := range names {
+			name = strings.TrimSpace(name)
+			id := fmt.Sprintf("u%d", i+1)
+			if err := us.CreateUser(ctx, id, capitalize(name)); err != nil {
+				return fmt.Errorf("create user %s: %w", name, err)
+			}
+			out.printf("user_service", "created user %s (%s)", id, capitalize(name))
+		}
+		if err := us.UpdateUser(ctx, "u1", map[string]string{"plan": "pro"}); err != nil {
+			return err
+		}
+		out.printf("user_service", "updated user u1 (plan=pro)")
+	}
+
+	// What each service has to do before the demo is over.
+	n := len(names)
+	want := map[string]int{
+		"email_service":        n,
+		"notification_service": n,
+		"analytics_service":    n + 1 + n, // created, updated, emails sent
+	}
+	if *service != "all" {
+		if *service == "user_service" {
+			return tracer.finish(buses)
+		}
+		want = map[string]int{*service: *expect}
+		if *expect == 0 {
+			fmt.Println("running until interrupted (Ctrl-C)")
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			<-sig
+			return tracer.finish(buses)
+		}
+	}
+	if err := waitFor(out, want, *timeout); err != nil {
+		return err
+	}
+	return tracer.finish(buses)
+}
+
+// waitFor waits until every service did its share of the work.
+func waitFor(out *output, want map[string]int, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		missing := []string{}
+		for s, n := range want {
+			if got := out.count(s); got < n {
+				missing = append(missing, fmt.Sprintf("%s %d/%d", s, got, n))
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-out.wake:
+		case <-deadline.C:
+			slices.Sort(missing)
+			return errors.New("timed out waiting for: " + strings.Join(missing, ", "))
+		}
+	}
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

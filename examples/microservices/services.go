@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/gossipbus/gossip/gossip"
+)
+
+// output prints what the services do, one line at a time, and counts the
+// work so that main can wait for it on a signal instead of sleeping.
+type output struct {
+	mu   sync.Mutex
+	done map[string]int
+	wake chan struct{}
+}
+
+func newOutput() *output { return &output{done: map[string]int{}, wake: make(chan struct{}, 1)} }
+
+func (o *output) printf(service, format string, args ...any) {
+	o.mu.Lock()
+	fmt.Printf("%-22s %s\n", "["+service+"]", fmt.Sprintf(format, args...))
+	o.done[service]++
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *output) count(service string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.done[service]
+}
+
+// UserService registers users and publishes what happened to them.
+type UserService struct{ bus *gossip.EventBus }
+
+func (s *UserService) CreateUser(ctx context.Context, id, name string) error {
+	return s.bus.Publish(ctx, gossip.NewEvent(UserCreated, UserCreatedEvent{
+		UserID: id, Name: name, Email: strings.ToLower(name) + "@example.com",
+	}))
+}
+
+func (s *UserService) UpdateUser(ctx context.Context, id string, fields map[string]string) error {
+	return s.bus.Publish(ctx, gossip.NewEvent(UserUpdated, UserUpdatedEvent{UserID: id, Fields: fields}))
+}
+
+// EmailService sends the welcome mail and tells the others it did.
+type EmailService struct {
+	bus *gossip.EventBus
+	out *output
+}
+
+func (s *EmailService) Register() error {
+	_, err := s.bus.Subscribe(UserCreated, gossip.Typed(s.onUserCreated), gossip.Group("email_service"))
+	return err
+}
+
+func (s *EmailService) onUserCreated(ctx context.Context, e *gossip.Event, u UserCreatedEvent) error {
+	s.out.printf("email_service", "welcome email sent to %s <%s>", u.Name, u.Email)
+	// Chain the next event with the handler's ctx, so tracing sees one trace.
+	return s.bus.Publish(ctx, gossip.NewEvent(EmailSent, EmailSentEvent{
+		UserID: u.UserID, To: u.Email, Template: "welcome",
+	}))
+}
+
+// NotificationService reacts to the same event as EmailService, in its own
+// group: every group gets every event.
+type NotificationService struct {
+	bus *gossip.EventBus
+	out *output
+}
+
+func (s *NotificationService) Register() error {
+	_, err := s.bus.Subscribe(UserCreated, gossip.Typed(
+		func(ctx context.Context, e *gossip.Event, u UserCreatedEvent) error {
+			s.out.printf("notification_service", "push notification: %s just joined", u.Name)
+			return nil
+		}), gossip.Group("notification_service"))
+	return err
+}
+
+// AnalyticsService tracks users created and updated and emails sent: one
+// handler for a pattern, one for another service's event.
+type AnalyticsService struct {
+	bus *gossip.EventBus
+	out *output
+}
+
+func (s *AnalyticsService) Register() error {
+	if _, err := s.bus.Subscribe("user_service.user.*", s.onUser, gossip.Group("analytics_service")); err != nil {
+		return err
+	}
+	_, err := s.bus.Subscribe(EmailSent, gossip.Typed(
+		func(ctx context.Context, e *gossip.Event, m EmailSentEvent) error {
+			s.out.printf("analytics_service", "tracked %s: %s email to %s", e.Type, m.Template, m.To)
+			return nil
+		}), gossip.Group("analytics_service"))
+	return err
+}
+
+// onUser handles several event types; it decodes by type.
+func (s *AnalyticsService) onUser(ctx context.Context, e *gossip.Event) error {
+	switch e.Type {
+	case UserCreated:
+		var u UserCreatedEvent
+		if err := e.Decode(&u); err != nil {
+			return err
+		}
+		s.out.printf("analytics_service", "tracked %s: user %s (%s)", e.Type, u.UserID, u.Name)
+	case UserUpdated:
+		var u UserUpdatedEvent
+		if err := e.Decode(&u); err != nil {
+			return err
+		}
+		s.out.printf("analytics_service", "tracked %s: user %s changed %d field(s)", e.Type, u.UserID, len(u.Fields))
+	}
+	return nil
+}
