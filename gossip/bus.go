@@ -340,6 +340,9 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 	for _, s := range subs {
 		if err := s.wait(ctx); err != nil {
 			errs = append(errs, err)
+			for _, s := range subs { // give up on all of them: cancel their handlers
+				s.cancel()
+			}
 			break
 		}
 	}

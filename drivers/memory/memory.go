@@ -274,6 +274,7 @@ func (b *Broker) unsubscribe(m *member) {
 // member is one subscription: a broadcast listener, or a group member.
 type member struct {
 	broker *Broker
+	conn   *conn
 	q      *queue
 	g      *group
 	once   sync.Once
@@ -282,7 +283,10 @@ type member struct {
 func (m *member) Deliveries() <-chan driver.Delivery { return m.q.ch }
 
 func (m *member) Close(context.Context) error {
-	m.once.Do(func() { m.broker.unsubscribe(m) })
+	m.once.Do(func() {
+		m.broker.unsubscribe(m)
+		m.conn.forget(m)
+	})
 	return nil
 }
 
@@ -315,8 +319,15 @@ func (c *conn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.S
 		return nil, driver.ErrSubscriptionClosed
 	}
 	m := c.broker.subscribe(spec)
+	m.conn = c
 	c.subs[m] = struct{}{}
 	return m, nil
+}
+
+func (c *conn) forget(m *member) {
+	c.mu.Lock()
+	delete(c.subs, m)
+	c.mu.Unlock()
 }
 
 func (c *conn) Close(ctx context.Context) error {
