@@ -259,20 +259,20 @@ func (s *suite) testMemberLeaves(t *testing.T) {
 	}
 	e := s.env(t)
 	pub := e.bus()
-	a, b := newSink(), newSink()
-	subA := e.subscribe(e.bus(), e.typ("leave"), a.handler, gossip.Group("g"))
-	e.subscribe(e.bus(), e.typ("leave"), b.handler, gossip.Group("g"))
+	a, b, both := newSink(), newSink(), newSink()
+	into := func(k *sink) gossip.Handler {
+		return func(ctx context.Context, ev *gossip.Event) error {
+			k.add(ev)
+			both.add(ev)
+			return nil
+		}
+	}
+	subA := e.subscribe(e.bus(), e.typ("leave"), into(a), gossip.Group("g"))
+	e.subscribe(e.bus(), e.typ("leave"), into(b), gossip.Group("g"))
 	for i := range 20 {
 		e.publish(pub, gossip.NewEvent(e.typ("leave"), i))
 	}
-	deadline := time.Now().Add(s.h.Timeout)
-	for a.distinct()+b.distinct() < 20 && time.Now().Before(deadline) {
-		select {
-		case <-a.signal:
-		case <-b.signal:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	both.waitDistinct(t, 20, s.h.Timeout)
 	require.NoError(t, subA.Unsubscribe())
 	waitChan(t, subA.Done(), s.h.Timeout, "the member's handlers to stop")
 	before := a.count()
