@@ -76,9 +76,9 @@ func run() error {
 		run = []string{*service}
 	}
 	var tracer *tracing
-	if *trace {
-		if tracer, err = startTracing(*service); err != nil {
-			return err
+	if *trace || *printTraces != "" {
+		if tracer, err = startTracing(*service); err != nil || tracer == nil {
+			return err // or -print-traces printed them
 		}
 	}
 
