@@ -1,0 +1,81 @@
+package nats_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/gossip/drivertest"
+
+	_ "github.com/gossipbus/gossip/drivers/nats"
+)
+
+func TestConformanceJetStream(t *testing.T) {
+	drivertest.Run(t, drivertest.Harness{
+		Config: func(t testing.TB, ns string) gossip.Config {
+			url := shared.URL()
+			if strings.HasSuffix(t.Name(), "/ShutdownLeaksNoGoroutine") {
+				url = startChildServer(t) // see startChildServer
+			}
+			return gossip.Config{Driver: url + "?prefix=" + ns}
+		},
+		Capabilities: drivertest.Capabilities{Groups: true, Durable: true, Encodes: true},
+	})
+}
+
+func TestConformanceCore(t *testing.T) {
+	drivertest.Run(t, drivertest.Harness{
+		Config: func(t testing.TB, ns string) gossip.Config {
+			return gossip.Config{Driver: shared.URL() + "?mode=core&prefix=core_" + ns}
+		},
+		Capabilities: drivertest.Capabilities{Groups: true, Encodes: true},
+	})
+}
+
+// TestConformanceExternalServer runs the suite once more against the NATS
+// server GOSSIP_NATS_URL names (CI sets nats://127.0.0.1:4222), in a stream
+// prefix of its own, and deletes the streams it made.
+func TestConformanceExternalServer(t *testing.T) {
+	url := os.Getenv("GOSSIP_NATS_URL")
+	if url == "" {
+		t.Skip("GOSSIP_NATS_URL is not set")
+	}
+	run := "ext" + strings.ReplaceAll(time.Now().UTC().Format("150405.000000"), ".", "")
+	t.Cleanup(func() { deleteStreams(t, url, run) })
+	drivertest.Run(t, drivertest.Harness{
+		Config: func(t testing.TB, ns string) gossip.Config {
+			return gossip.Config{Driver: url + "?prefix=" + run + "_" + ns}
+		},
+		Capabilities: drivertest.Capabilities{Groups: true, Durable: true, Encodes: true},
+	})
+}
+
+// deleteStreams deletes the streams whose names start with prefix.
+func deleteStreams(t *testing.T, url, prefix string) {
+	nc, err := natsgo.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx)
+	var doomed []string
+	for n := range names.Name() {
+		if strings.HasPrefix(n, prefix) {
+			doomed = append(doomed, n)
+		}
+	}
+	for _, n := range doomed {
+		if err := js.DeleteStream(ctx, n); err != nil {
+			t.Logf("delete stream %s: %v", n, err)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// publishCore sends msgs on plain subjects, then flushes: when Publish
+// returns the server has read them. Core NATS stores nothing, so an event
+// no subscriber is listening for is gone (at-most-once).
+func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
+	for _, m := range msgs {
+		if err := c.nc.PublishMsg(encodeMessage(c.Subject(m.Type), m)); err != nil {
+			return publishError(ctx, m, err)
+		}
+	}
+	fctx, cancel := flushContext(ctx)
+	defer cancel()
+	if err := c.nc.FlushWithContext(fctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("nats: publish: flush: %w", err)
+	}
+	return nil
+}
+
+// flushContext gives ctx a deadline if it has none: FlushWithContext needs
+// one.
+func flushContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, ackTimeout)
+}
+
+// coreSub is a plain NATS subscription (a queue subscription for a group).
+// It is not a driver.Acknowledger: gossip redelivers failed events in
+// process.
+type coreSub struct {
+	c   *Conn
+	sub *natsgo.Subscription
+	ch  chan driver.Delivery
+
+	done   chan struct{} // closed by Close: a blocked handoff gives up
+	mu     sync.RWMutex  // the callback holds it shared; Close takes it to close ch
+	closed bool
+	once   sync.Once
+}
+
+func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
+	s := &coreSub{c: c, ch: make(chan driver.Delivery, spec.BufferSize), done: make(chan struct{})}
+	subject := c.Subject(spec.Pattern)
+	var err error
+	if spec.Group == "" {
+		s.sub, err = c.nc.Subscribe(subject, s.receive)
+	} else {
+		s.sub, err = c.nc.QueueSubscribe(subject, consumerName(spec.Group, spec.Pattern), s.receive)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: subscribe %s: %w", subject, err)
+	}
+	// Messages the handlers cannot keep up with wait in the client; no
+	// limit, so that none is dropped as a slow consumer.
+	_ = s.sub.SetPendingLimits(-1, -1)
+	// Subscribe is live once the server has the interest.
+	fctx, cancel := flushContext(ctx)
+	defer cancel()
+	if err := c.nc.FlushWithContext(fctx); err != nil {
+		_ = s.sub.Unsubscribe()
+		return nil, fmt.Errorf("nats: subscribe %s: flush: %w", subject, err)
+	}
+	return s, nil
+}
+
+// receive runs on the subscription's goroutine, one message at a time: it
+// waits for room in the Deliveries channel, so a slow handler holds the
+// rest in the client's pending queue.
+func (s *coreSub) receive(msg *natsgo.Msg) {
+	m, err := decodeMessage(s.c.eventType(msg.Subject), msg)
+	d := driver.Delivery{Message: m, Err: err, Attempt: 1}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.ch <- d:
+	case <-s.done:
+	}
+}
+
+func (s *coreSub) Deliveries() <-chan driver.Delivery { return s.ch }
+
+// Close unsubscribes and closes the Deliveries channel. Messages the client
+// held but had not handed over are dropped: core NATS is at-most-once.
+// Once Close returns the server has dropped the interest, so events
+// published after it go to the group's other members.
+func (s *coreSub) Close(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		err = s.sub.Unsubscribe()
+		if err == natsgo.ErrConnectionClosed || err == natsgo.ErrBadSubscription {
+			err = nil
+		}
+		if err == nil && !s.c.nc.IsClosed() {
+			fctx, cancel := flushContext(ctx)
+			_ = s.c.nc.FlushWithContext(fctx) // best effort: the interest is gone at the latest when the connection is
+			cancel()
+		}
+		s.mu.Lock()
+		s.closed = true
+		close(s.ch)
+		s.mu.Unlock()
+		s.c.forget(s)
+	})
+	return err
+}
+
+func (s *coreSub) shutdown(ctx context.Context) { _ = s.Close(ctx) }

@@ -1,0 +1,472 @@
+package nats
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// fetchExpiry bounds one pull request; fetchHeartbeat is how often the
+// server says it is still there during one, so a lost server is noticed
+// within two heartbeats.
+const (
+	fetchExpiry    = 20 * time.Second
+	fetchHeartbeat = time.Second
+	ackTimeout     = 5 * time.Second
+)
+
+// ensureStream makes sure the connection's stream exists and captures
+// "<prefix>.>": it creates it when missing (unless CreateStreams(false)),
+// and uses an existing one as it is.
+func (c *Conn) ensureStream(ctx context.Context) error {
+	c.streamMu.Lock()
+	defer c.streamMu.Unlock()
+	if c.streamReady {
+		return nil
+	}
+	subject := c.cfg.prefix + ".>"
+	s, err := c.js.Stream(ctx, c.cfg.stream)
+	switch {
+	case err == nil:
+		if !coversAny(s.CachedInfo().Config.Subjects, subject) {
+			return fmt.Errorf("nats: stream %s exists but does not capture %q (its subjects: %v)", c.cfg.stream, subject, s.CachedInfo().Config.Subjects)
+		}
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if !c.cfg.createStreams {
+			return fmt.Errorf("nats: stream %s not found and CreateStreams is off: create it with subjects %q", c.cfg.stream, subject)
+		}
+		_, err = c.js.CreateStream(ctx, c.streamConfig())
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("nats: create stream %s: %w", c.cfg.stream, err)
+		}
+	default:
+		return fmt.Errorf("nats: look up stream %s: %w", c.cfg.stream, err)
+	}
+	c.streamReady = true
+	return nil
+}
+
+func (c *Conn) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        c.cfg.stream,
+		Description: "gossip events under " + c.cfg.prefix + ".>",
+		Subjects:    []string{c.cfg.prefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.cfg.maxAge,
+		MaxBytes:    c.cfg.maxBytes,
+		MaxMsgs:     c.cfg.maxMsgs,
+		Storage:     c.cfg.storage,
+		Replicas:    c.cfg.replicas,
+		Duplicates:  c.cfg.duplicates,
+	}
+}
+
+// coversAny reports whether one of the stream subjects captures every
+// subject that subject (a pattern ending in ">") matches.
+func coversAny(streamSubjects []string, subject string) bool {
+	for _, s := range streamSubjects {
+		if covers(s, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+func covers(wide, narrow string) bool {
+	w, n := strings.Split(wide, "."), strings.Split(narrow, ".")
+	for i, tok := range w {
+		switch {
+		case tok == ">":
+			return i < len(n)
+		case i >= len(n):
+			return false
+		case tok == "*":
+			if n[i] == ">" {
+				return false
+			}
+		case tok != n[i]:
+			return false
+		}
+	}
+	return len(w) == len(n)
+}
+
+// msgID is the Nats-Msg-Id of m: its type and ID, since a dead letter reuses
+// the ID of the event it stands for under another type.
+func msgID(m *driver.Message) string { return m.Type + ":" + m.ID }
+
+func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
+	if err := c.ensureStream(ctx); err != nil {
+		return err
+	}
+	if len(msgs) == 1 {
+		m := msgs[0]
+		if _, err := c.js.PublishMsg(ctx, encodeMessage(c.Subject(m.Type), m), jetstream.WithMsgID(msgID(m))); err != nil {
+			return publishError(ctx, m, err)
+		}
+		return nil
+	}
+	stall := ackTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		stall = max(time.Until(dl), time.Millisecond)
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := c.js.PublishMsgAsync(encodeMessage(c.Subject(m.Type), m), jetstream.WithMsgID(msgID(m)), jetstream.WithStallWait(stall))
+		if err != nil {
+			return publishError(ctx, m, err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return publishError(ctx, msgs[i], err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func publishError(ctx context.Context, m *driver.Message, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("nats: publish %s (%s): %w", m.ID, m.Type, err)
+}
+
+// jsSub is a subscription on a JetStream pull consumer: durable for a
+// group, ephemeral for a broadcast listener.
+type jsSub struct {
+	c         *Conn
+	cons      jetstream.Consumer
+	name      string
+	ephemeral bool
+	spec      driver.SubscribeSpec
+	limit     int // deliveries fetched and not yet settled
+
+	ch        chan driver.Delivery
+	ctx       context.Context // cancelled by Close: stops fetching
+	cancel    context.CancelFunc
+	fetchDone chan struct{}
+
+	mu       sync.Mutex
+	inflight map[jetstream.Msg]time.Time // → last sign of life sent
+	room     chan struct{}
+	stopKeep chan struct{}
+	keepDone chan struct{}
+	stopOnce    sync.Once
+	keepOnce    sync.Once
+	releaseOnce sync.Once
+}
+
+func (c *Conn) subscribeJS(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
+	if err := c.ensureStream(ctx); err != nil {
+		return nil, err
+	}
+	filter := c.Subject(spec.Pattern)
+	cfg := jetstream.ConsumerConfig{
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       spec.AckWait,
+		MaxDeliver:    -1, // gossip counts deliveries and dead-letters itself
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		MaxAckPending: c.cfg.maxAckPending,
+	}
+	s := &jsSub{c: c, spec: spec}
+	var (
+		cons jetstream.Consumer
+		err  error
+	)
+	if spec.Group == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.Name = "gossip_bcast_" + hex.EncodeToString(b[:])
+		cfg.Description = "gossip broadcast listener on " + filter
+		cfg.InactiveThreshold = c.cfg.inactiveThreshold
+		cons, err = c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
+		s.ephemeral = true
+	} else {
+		cfg.Durable = consumerName(spec.Group, spec.Pattern)
+		cfg.Description = "gossip group " + spec.Group + " on " + filter
+		if spec.Start == driver.StartOldest {
+			cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		}
+		cons, err = c.durable(ctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: consumer on %s: %w", filter, err)
+	}
+	s.cons = cons
+	s.name = cons.CachedInfo().Name
+	s.limit = spec.BufferSize + spec.Workers
+	s.ch = make(chan driver.Delivery, spec.BufferSize)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.fetchDone = make(chan struct{})
+	s.inflight = map[jetstream.Msg]time.Time{}
+	s.room = make(chan struct{}, 1)
+	s.stopKeep = make(chan struct{})
+	s.keepDone = make(chan struct{})
+	go s.fetch()
+	go s.keepAlive()
+	return s, nil
+}
+
+// durable returns the group's consumer, creating it on first use. A later
+// member joins it as it is (its start position was fixed when it was
+// created); only AckWait follows the newest member.
+func (c *Conn) durable(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if have := cons.CachedInfo().Config; have.AckWait != cfg.AckWait {
+		have.AckWait = cfg.AckWait
+		if updated, err := c.js.UpdateConsumer(ctx, c.cfg.stream, have); err == nil {
+			cons = updated
+		} else {
+			c.cfg.logger.Warn("nats: cannot update the group's AckWait", "consumer", cfg.Durable, "error", err)
+		}
+	}
+	return cons, nil
+}
+
+func (s *jsSub) Deliveries() <-chan driver.Delivery { return s.ch }
+
+// fetch pulls messages while there is room for them and hands them to
+// gossip; it closes the Deliveries channel when Close stops it.
+func (s *jsSub) fetch() {
+	defer close(s.fetchDone)
+	defer close(s.ch)
+	retry := 50 * time.Millisecond
+	for {
+		n := s.waitRoom()
+		if n == 0 {
+			return
+		}
+		fctx, cancel := context.WithTimeout(s.ctx, fetchExpiry)
+		batch, err := s.cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(fetchHeartbeat))
+		if err == nil {
+			got := 0
+			for msg := range batch.Messages() {
+				got++
+				s.hand(msg)
+			}
+			err = batch.Error()
+			if got > 0 {
+				retry = 50 * time.Millisecond
+			}
+		}
+		cancel()
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			s.c.cfg.logger.Debug("nats: fetch failed; retrying", "consumer", s.name, "error", err)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				s.c.cfg.logger.Warn("nats: consumer is gone", "consumer", s.name, "error", err)
+			}
+			t := time.NewTimer(retry)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			}
+			retry = min(2*retry, 2*time.Second)
+		}
+	}
+}
+
+// hand gives one fetched message to gossip, or, when Close came first,
+// gives it back to the server at once for another member.
+func (s *jsSub) hand(msg jetstream.Msg) {
+	s.mu.Lock()
+	s.inflight[msg] = time.Now()
+	s.mu.Unlock()
+	d := s.delivery(msg)
+	select {
+	case s.ch <- d:
+		return
+	default:
+	}
+	select {
+	case s.ch <- d:
+	case <-s.ctx.Done():
+		s.settled(msg)
+		_ = msg.Nak()
+	}
+}
+
+func (s *jsSub) delivery(msg jetstream.Msg) driver.Delivery {
+	m, err := decodeMessage(s.c.eventType(msg.Subject()), natsMsg(msg))
+	d := driver.Delivery{Message: m, Err: err, Attempt: 1, Token: msg}
+	if md, merr := msg.Metadata(); merr == nil {
+		d.Attempt = int(md.NumDelivered)
+	}
+	return d
+}
+
+// waitRoom waits until a quarter of the limit is free (or anything, for a
+// small limit) and returns how many messages to fetch; 0 once closed.
+func (s *jsSub) waitRoom() int {
+	want := max(1, s.limit/4)
+	for {
+		s.mu.Lock()
+		free := s.limit - len(s.inflight)
+		s.mu.Unlock()
+		if free >= want {
+			return free
+		}
+		select {
+		case <-s.room:
+		case <-s.ctx.Done():
+			return 0
+		}
+	}
+}
+
+// settled forgets a message that was acked or nacked.
+func (s *jsSub) settled(msg jetstream.Msg) {
+	s.mu.Lock()
+	delete(s.inflight, msg)
+	s.mu.Unlock()
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
+}
+
+// keepAlive tells the server that deliveries held longer than half the
+// ack wait are still being worked on, so they are not handed to another
+// member. It runs until the Conn closes, or the subscription closed and
+// everything it delivered was settled.
+func (s *jsSub) keepAlive() {
+	defer close(s.keepDone)
+	every := max(s.spec.AckWait/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopKeep:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var due []jetstream.Msg
+		s.mu.Lock()
+		for msg, last := range s.inflight {
+			if now.Sub(last) >= s.spec.AckWait/2 {
+				due = append(due, msg)
+				s.inflight[msg] = now
+			}
+		}
+		empty := len(s.inflight) == 0
+		s.mu.Unlock()
+		for _, msg := range due {
+			_ = msg.InProgress()
+		}
+		if empty && s.ctx.Err() != nil {
+			select {
+			case <-s.fetchDone:
+				s.release(context.Background())
+				return
+			default:
+			}
+		}
+	}
+}
+
+// release deletes a broadcast listener's consumer and forgets the
+// subscription, once nothing it delivered is outstanding.
+func (s *jsSub) release(ctx context.Context) {
+	s.releaseOnce.Do(func() {
+		s.c.forget(s)
+		if s.ephemeral && !s.c.nc.IsClosed() {
+			ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+			defer cancel()
+			_ = s.c.js.DeleteConsumer(ctx, s.c.cfg.stream, s.name)
+		}
+	})
+}
+
+// Ack acknowledges the delivery; unless AsyncAck is set it waits for the
+// server to confirm.
+func (s *jsSub) Ack(ctx context.Context, d driver.Delivery) error {
+	msg, ok := d.Token.(jetstream.Msg)
+	if !ok {
+		return fmt.Errorf("nats: Ack of a delivery this subscription did not make")
+	}
+	defer s.settled(msg)
+	if s.c.cfg.asyncAck {
+		return msg.Ack()
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ackTimeout)
+		defer cancel()
+	}
+	return msg.DoubleAck(ctx)
+}
+
+// Nack asks the server to redeliver the delivery after delay.
+func (s *jsSub) Nack(_ context.Context, d driver.Delivery, delay time.Duration) error {
+	msg, ok := d.Token.(jetstream.Msg)
+	if !ok {
+		return fmt.Errorf("nats: Nack of a delivery this subscription did not make")
+	}
+	defer s.settled(msg)
+	if delay <= 0 {
+		return msg.Nak()
+	}
+	return msg.NakWithDelay(delay)
+}
+
+// Close stops fetching; messages fetched but not yet handed to gossip go
+// back to the server at once. Deliveries already handed over may still be
+// acked or nacked, and are kept alive, until the Conn closes.
+func (s *jsSub) Close(ctx context.Context) error {
+	s.stopOnce.Do(s.cancel)
+	select {
+	case <-s.fetchDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shutdown is Close, then the end of the keep-alive, when the Conn closes.
+func (s *jsSub) shutdown(ctx context.Context) {
+	_ = s.Close(ctx)
+	s.keepOnce.Do(func() { close(s.stopKeep) })
+	<-s.keepDone
+	select {
+	case <-s.fetchDone:
+		s.release(ctx)
+	case <-ctx.Done():
+	}
+}
+
+// natsMsg is msg as a plain NATS message, for decoding.
+func natsMsg(msg jetstream.Msg) *natsgo.Msg {
+	return &natsgo.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
+}
