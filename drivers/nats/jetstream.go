@@ -163,11 +163,11 @@ type jsSub struct {
 	cancel    context.CancelFunc
 	fetchDone chan struct{}
 
-	mu       sync.Mutex
-	inflight map[jetstream.Msg]time.Time // → last sign of life sent
-	room     chan struct{}
-	stopKeep chan struct{}
-	keepDone chan struct{}
+	mu          sync.Mutex
+	inflight    map[jetstream.Msg]time.Time // → last sign of life sent
+	room        chan struct{}
+	stopKeep    chan struct{}
+	keepDone    chan struct{}
 	stopOnce    sync.Once
 	keepOnce    sync.Once
 	releaseOnce sync.Once
