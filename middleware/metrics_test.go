@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,4 +194,27 @@ func TestMetricsCountsFailedPublishWithErrorType(t *testing.T) {
 	require.Len(t, sent.DataPoints, 1)
 	assert.True(t, sent.DataPoints[0].Attributes.HasValue("error.type"))
 	assert.Equal(t, int64(1), sent.DataPoints[0].Value, "attempted sends count")
+}
+
+func ExampleMetrics() {
+	// A manual reader stands in for an exporter (OTLP, Prometheus).
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+
+	bus, _ := gossip.NewEventBus(&gossip.Config{Source: "orders"})
+	middleware.Metrics(middleware.WithMeterProvider(mp)).Install(bus)
+	_, _ = bus.Subscribe("orders.created", func(ctx context.Context, e *gossip.Event) error { return nil })
+	_ = bus.Publish(context.Background(), gossip.NewEvent("orders.created", "order-1"))
+	_ = bus.Shutdown(context.Background()) // waits for the handler
+
+	var rm metricdata.ResourceMetrics
+	_ = reader.Collect(context.Background(), &rm)
+	for _, m := range rm.ScopeMetrics[0].Metrics {
+		if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+			fmt.Println(m.Name, sum.DataPoints[0].Value)
+		}
+	}
+	// Output:
+	// messaging.client.sent.messages 1
+	// messaging.client.consumed.messages 1
 }

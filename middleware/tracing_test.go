@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,4 +339,28 @@ func TestTracingDoesNotChangeMetadataOtherDeliveriesShare(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, seen["a"], seen["b"], "both groups still see the producer's traceparent")
+}
+
+func ExampleTracing() {
+	// An in-memory recorder stands in for an exporter (OTLP, Jaeger).
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+
+	bus, _ := gossip.NewEventBus(&gossip.Config{Source: "orders"})
+	middleware.Tracing(middleware.WithTracerProvider(tp)).Install(bus)
+	_, _ = bus.Subscribe("orders.created", func(ctx context.Context, e *gossip.Event) error {
+		return nil // ctx carries the "process" span
+	}, gossip.Group("billing"))
+	_ = bus.Publish(context.Background(), gossip.NewEvent("orders.created", "order-1"))
+	_ = bus.Shutdown(context.Background()) // waits for the handler
+
+	var lines []string
+	for _, s := range spans.Ended() {
+		lines = append(lines, fmt.Sprint(s.SpanKind(), " ", s.Name()))
+	}
+	slices.Sort(lines) // the two spans end on different goroutines
+	fmt.Println(strings.Join(lines, "\n"))
+	// Output:
+	// consumer process orders.created
+	// producer send orders.created
 }

@@ -270,7 +270,7 @@ func spanRecords(spans []sdktrace.ReadOnlySpan) []spanRecord {
 			r.Events = append(r.Events, ev.Name)
 		}
 		for _, kv := range s.Attributes() {
-			r.Attrs[string(kv.Key)] = kv.Value.Emit()
+			r.Attrs[string(kv.Key)] = kv.Value.String()
 		}
 		out = append(out, r)
 	}
