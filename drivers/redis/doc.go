@@ -1,0 +1,44 @@
+// Package redis is gossip's Redis transport, registered as "redis" and for
+// the redis:// and rediss:// schemes. Import it for its side effect:
+//
+//	import _ "github.com/gossipbus/gossip/drivers/redis"
+//
+//	bus, err := gossip.NewEventBus(&gossip.Config{Driver: "redis://127.0.0.1:6379/0"})
+//
+// # Streams mode (the default)
+//
+// Each event type is a Redis Stream, <prefix>:{<type>}:stream; the hash tag
+// keeps a type's keys in one Cluster slot. Publish is XADD with an
+// approximate MAXLEN (MaxLen, default 100000 entries per type), a batch in
+// one pipeline. A subscription with gossip.Group reads through a consumer
+// group (XREADGROUP), created when the group's first member subscribes, at
+// the events published from then on (gossip.FromOldest: everything the
+// stream holds). A handler's nil acks (XACK); an error leaves the entry
+// pending and it comes back after the backoff (XCLAIM, which counts the
+// delivery). Entries a member left unacknowledged for longer than
+// gossip.Config.AckWait — it died or stalled — are taken over by another
+// member (XAUTOCLAIM) with their delivery count, so MaxDeliveries holds
+// across members. Entries still being handled are kept alive. A
+// subscription without a group reads with XREAD from the position at
+// Subscribe.
+//
+// Wildcard patterns ("orders.*.created", "audit.>") read every stream whose
+// type matches. The driver keeps a registry of event types (the set
+// <prefix>:types, announced on the channel <prefix>:types-added), so a
+// pattern subscription finds types first published while it runs.
+//
+// # Pub/Sub mode (?mode=pubsub)
+//
+// PUBLISH and SUBSCRIBE / PSUBSCRIBE on the channel <prefix>:<type>: low
+// latency broadcast, nothing kept, no groups (Subscribe with a group fails
+// with gossip.ErrGroupsUnsupported). Retries and dead letters happen in
+// process.
+//
+// # Connecting
+//
+// Open takes go-redis URLs (redis.ParseURL, ParseClusterURL,
+// ParseFailoverURL) plus gossip's parameters mode, prefix, maxlen, maxage,
+// claim_interval, block, refresh_interval and cluster; New takes a ready
+// go-redis client. docs/drivers/redis.md describes the URL forms for
+// Cluster and Sentinel, the wire format and tuning.
+package redis
