@@ -16,7 +16,7 @@ import (
 func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 	for _, m := range msgs {
 		if err := c.nc.PublishMsg(encodeMessage(c.Subject(m.Type), m)); err != nil {
-			return publishError(ctx, m, err)
+			return c.publishError(ctx, m, err)
 		}
 	}
 	fctx, cancel := flushContext(ctx)

@@ -23,6 +23,9 @@ const (
 	fetchExpiry    = 20 * time.Second
 	fetchHeartbeat = time.Second
 	ackTimeout     = 5 * time.Second
+	// publishTimeout bounds the wait for a PubAck of a batch; a lone
+	// publish without a ctx deadline waits jetstream's default (5s).
+	publishTimeout = 10 * time.Second
 )
 
 // ensureStream makes sure the connection's stream exists and captures
@@ -113,7 +116,7 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	if len(msgs) == 1 {
 		m := msgs[0]
 		if _, err := c.js.PublishMsg(ctx, encodeMessage(c.Subject(m.Type), m), jetstream.WithMsgID(msgID(m))); err != nil {
-			return publishError(ctx, m, err)
+			return c.publishError(ctx, m, err)
 		}
 		return nil
 	}
@@ -125,7 +128,7 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	for _, m := range msgs {
 		f, err := c.js.PublishMsgAsync(encodeMessage(c.Subject(m.Type), m), jetstream.WithMsgID(msgID(m)), jetstream.WithStallWait(stall))
 		if err != nil {
-			return publishError(ctx, m, err)
+			return c.publishError(ctx, m, err)
 		}
 		futures = append(futures, f)
 	}
@@ -133,7 +136,7 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return publishError(ctx, msgs[i], err)
+			return c.publishError(ctx, msgs[i], err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -141,7 +144,13 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	return nil
 }
 
-func publishError(ctx context.Context, m *driver.Message, err error) error {
+func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+		// No stream answered: look it up (and create it) again next time.
+		c.streamMu.Lock()
+		c.streamReady = false
+		c.streamMu.Unlock()
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

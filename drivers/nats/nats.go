@@ -443,7 +443,7 @@ type closer interface{ shutdown(ctx context.Context) }
 func newConn(nc *natsgo.Conn, cfg config, owns bool) (*Conn, error) {
 	c := &Conn{nc: nc, cfg: cfg, ownsNC: owns, subs: map[closer]struct{}{}}
 	if cfg.mode == ModeJetStream {
-		js, err := jetstream.New(nc)
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("nats: jetstream: %w", err)
 		}

@@ -152,6 +152,10 @@ func decodeMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
 		errs = append(errs, errors.New("CloudEvent without ce-id"))
 	}
 	if len(errs) > 0 {
+		if m.ContentType == "" {
+			// Unknown bytes: the dead letter keeps them as they are.
+			m.ContentType = "application/octet-stream"
+		}
 		return m, errors.Join(errs...)
 	}
 	return m, nil
