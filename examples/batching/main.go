@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gossipbus/gossip/examples/internal/transport"
 	"github.com/gossipbus/gossip/gossip"
 )
 
@@ -32,11 +33,16 @@ func main() {
 }
 
 func run() error {
-	dsn := flag.String("driver", "memory", "transport")
+	driverFlag := flag.String("driver", "memory", `transport: "memory", "nats" (embedded server), "redis", or a URL`)
 	n := flag.Int("n", 230, "page views to publish")
 	flag.Parse()
+	dsn, stop, err := transport.Resolve(*driverFlag, "example")
+	if err != nil {
+		return err
+	}
+	defer stop()
 
-	bus, err := gossip.NewEventBus(&gossip.Config{Driver: *dsn, Source: "web"})
+	bus, err := gossip.NewEventBus(&gossip.Config{Driver: dsn, Source: "web"})
 	if err != nil {
 		return err
 	}

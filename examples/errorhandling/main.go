@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gossipbus/gossip/examples/internal/transport"
 	"github.com/gossipbus/gossip/gossip"
 	"github.com/gossipbus/gossip/middleware"
 )
@@ -35,11 +36,16 @@ func main() {
 }
 
 func run() error {
-	dsn := flag.String("driver", "memory", "transport")
+	driverFlag := flag.String("driver", "memory", `transport: "memory", "nats" (embedded server), "redis", or a URL`)
 	flag.Parse()
+	dsn, stop, err := transport.Resolve(*driverFlag, "example")
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	bus, err := gossip.NewEventBus(&gossip.Config{
-		Driver:          *dsn,
+		Driver:          dsn,
 		Source:          "billing",
 		RetryBackoff:    20 * time.Millisecond,
 		MaxRetryBackoff: 200 * time.Millisecond,

@@ -11,6 +11,7 @@
 //
 //	go run ./examples/microservices
 //	go run ./examples/microservices -driver redis://127.0.0.1:6379/0
+//	go run ./examples/microservices -driver nats          # an embedded NATS server
 //	go run ./examples/microservices -driver nats://127.0.0.1:4222
 //
 // With -service it runs one service per process (see docs/examples.md for
@@ -30,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gossipbus/gossip/examples/internal/transport"
 	"github.com/gossipbus/gossip/gossip"
 )
 
@@ -62,7 +64,7 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	dsn, stop, err := resolveDriver(*driverFlag)
+	dsn, stop, err := transport.Resolve(*driverFlag, "microservices")
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,7 @@ func run() error {
 			return err
 		}
 	}
-	fmt.Printf("gossip microservices demo on %s (%s)\n", driverName(dsn), strings.Join(run, ", "))
+	fmt.Printf("gossip microservices demo on %s (%s)\n", transport.Name(dsn), strings.Join(run, ", "))
 
 	names := strings.Split(*users, ",")
 	if b := buses["user_service"]; b != nil {

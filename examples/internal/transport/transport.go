@@ -1,0 +1,43 @@
+// Package transport turns an example's -driver flag into a gossip
+// Config.Driver value, so that every example runs on every transport:
+// "memory" (the default), "nats" (an embedded NATS server started in
+// process, so nothing needs installing), "redis" (Redis on 127.0.0.1:6379),
+// or any URL a driver accepts.
+package transport
+
+import (
+	"fmt"
+	"strings"
+
+	_ "github.com/gossipbus/gossip/drivers/nats" // registers nats://
+	"github.com/gossipbus/gossip/drivers/nats/natsserver"
+	_ "github.com/gossipbus/gossip/drivers/redis" // registers redis:// and rediss://
+)
+
+// Resolve returns the Config.Driver value for flag and a func that releases
+// what Resolve started. memoryName names the in-process broker the
+// example's buses share.
+func Resolve(flag, memoryName string) (dsn string, stop func(), err error) {
+	switch flag {
+	case "", "memory":
+		return "memory://" + memoryName, func() {}, nil
+	case "nats":
+		srv, err := natsserver.Start(natsserver.Options{})
+		if err != nil {
+			return "", nil, fmt.Errorf("start an embedded NATS server: %w", err)
+		}
+		return srv.URL(), srv.Shutdown, nil
+	case "redis":
+		return "redis://127.0.0.1:6379/0", func() {}, nil
+	}
+	return flag, func() {}, nil
+}
+
+// Name is the transport's name in a Config.Driver value: "memory", "nats",
+// "redis".
+func Name(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		return dsn[:i]
+	}
+	return dsn
+}
