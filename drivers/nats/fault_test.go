@@ -326,3 +326,47 @@ func waitForJetStreamCluster(t *testing.T, url string) {
 		<-tick.C
 	}
 }
+
+// A consumer deleted under a live subscription (an operator, an inactive
+// threshold) is made again, and events published afterwards still arrive.
+func TestDeletedConsumerIsMadeAgain(t *testing.T) {
+	p := prefix(t)
+	bus := newBus(t, gossip.Config{Driver: shared.URL() + "?prefix=" + p})
+	group, bcast := newLedger(), newLedger()
+	_, err := bus.Subscribe("x", group.handler, gossip.Group("g"))
+	require.NoError(t, err)
+	_, err = bus.Subscribe("x", bcast.handler)
+	require.NoError(t, err)
+
+	nc, err := natsgo.Connect(shared.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, p)
+	require.NoError(t, err)
+	names := stream.ConsumerNames(ctx)
+	var doomed []string
+	for name := range names.Name() {
+		doomed = append(doomed, name)
+	}
+	var deleted int
+	for _, name := range doomed {
+		require.NoError(t, js.DeleteConsumer(ctx, p, name))
+		deleted++
+	}
+	require.Equal(t, 2, deleted)
+
+	// Publish until both subscriptions have one: their consumers are back.
+	deadline := time.Now().Add(20 * time.Second)
+	for group.len() == 0 || bcast.len() == 0 {
+		require.True(t, time.Now().Before(deadline), "no event arrived after the consumers were deleted")
+		require.NoError(t, bus.Publish(ctx, gossip.NewEvent("x", 1)))
+		select {
+		case <-group.signal:
+		case <-bcast.signal:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

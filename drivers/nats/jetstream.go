@@ -161,7 +161,8 @@ func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) e
 // group, ephemeral for a broadcast listener.
 type jsSub struct {
 	c         *Conn
-	cons      jetstream.Consumer
+	cfg       jetstream.ConsumerConfig // to make the consumer again if it vanishes
+	cons      jetstream.Consumer       // replaced only by the fetch goroutine
 	name      string
 	ephemeral bool
 	spec      driver.SubscribeSpec
@@ -219,7 +220,7 @@ func (c *Conn) subscribeJS(ctx context.Context, spec driver.SubscribeSpec) (driv
 	if err != nil {
 		return nil, fmt.Errorf("nats: consumer on %s: %w", filter, err)
 	}
-	s.cons = cons
+	s.cons, s.cfg = cons, cfg
 	s.name = cons.CachedInfo().Name
 	s.limit = spec.BufferSize + spec.Workers
 	s.ch = make(chan driver.Delivery, spec.BufferSize)
@@ -291,8 +292,8 @@ func (s *jsSub) fetch() {
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.c.cfg.logger.Debug("nats: fetch failed; retrying", "consumer", s.name, "error", err)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				s.c.cfg.logger.Warn("nats: consumer is gone", "consumer", s.name, "error", err)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, natsgo.ErrNoResponders) {
+				s.recreate()
 			}
 			t := time.NewTimer(retry)
 			select {
@@ -304,6 +305,40 @@ func (s *jsSub) fetch() {
 			retry = min(2*retry, 2*time.Second)
 		}
 	}
+}
+
+// recreate makes the consumer again when the server no longer has it (an
+// operator deleted it, a broadcast consumer outlived its inactive threshold,
+// a server lost its memory store). It starts afresh: a durable one from the
+// events published from now on, or as its group's Start says.
+func (s *jsSub) recreate() {
+	ctx, cancel := context.WithTimeout(s.ctx, ackTimeout)
+	defer cancel()
+	if _, err := s.cons.Info(ctx); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return // still there (or the server is away): keep fetching
+	}
+	s.c.cfg.logger.Warn("nats: consumer is gone; making it again", "stream", s.c.cfg.stream, "consumer", s.name)
+	s.c.streamMu.Lock()
+	s.c.streamReady = false
+	s.c.streamMu.Unlock()
+	if err := s.c.ensureStream(ctx); err != nil {
+		s.c.cfg.logger.Warn("nats: cannot make the stream again", "stream", s.c.cfg.stream, "error", err)
+		return
+	}
+	var (
+		cons jetstream.Consumer
+		err  error
+	)
+	if s.ephemeral {
+		cons, err = s.c.js.CreateConsumer(ctx, s.c.cfg.stream, s.cfg)
+	} else {
+		cons, err = s.c.durable(ctx, s.cfg)
+	}
+	if err != nil {
+		s.c.cfg.logger.Warn("nats: cannot make the consumer again", "consumer", s.name, "error", err)
+		return
+	}
+	s.cons = cons
 }
 
 // hand gives one fetched message to gossip, or, when Close came first,
