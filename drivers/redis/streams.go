@@ -27,6 +27,41 @@ type stream struct {
 // slots).
 type reader struct {
 	streams []*stream
+	// clientID is the server's id of the reader's dedicated connection
+	// (single server), for CLIENT UNBLOCK on Close; 0 when unknown.
+	clientID int64
+	node     *goredis.Client // the server the dedicated connection is to
+}
+
+// nodeFor returns the client of the server r's streams live on, or nil.
+func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
+	switch c := s.c.client.(type) {
+	case *goredis.Client:
+		return c
+	case *goredis.ClusterClient:
+		s.mu.Lock()
+		key := ""
+		if len(r.streams) == 1 {
+			key = r.streams[0].key
+		}
+		s.mu.Unlock()
+		if key == "" {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if reload {
+			// The slots may have moved (MOVED replies to the dedicated
+			// connection do not update the cluster client's slot map).
+			c.ReloadState(ctx)
+		}
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil
+		}
+		return node
+	}
+	return nil
 }
 
 // flight is a delivery a group subscription read and has not settled yet:
@@ -260,7 +295,12 @@ func (s *streamSub) addStream(st *stream) {
 	}
 	s.streams[st.typ] = st
 	if !s.c.perStream && len(s.readers) > 0 {
-		s.readers[0].streams = append(s.readers[0].streams, st)
+		r := s.readers[0]
+		r.streams = append(r.streams, st)
+		if r.clientID != 0 {
+			// Interrupt the read under way so the next one includes st.
+			s.unblock(r.node, r.clientID, nil)
+		}
 		return
 	}
 	r := &reader{streams: []*stream{st}}
@@ -371,11 +411,56 @@ func (s *streamSub) warn(msg string, err error) {
 func (s *streamSub) read(r *reader) {
 	defer s.bg.Done()
 	defer s.senders.Done()
+	// The reader has a connection of its own to the server holding its
+	// streams, so that Close can interrupt its blocking read (CLIENT
+	// UNBLOCK on that server) instead of waiting up to Block. Where no such
+	// connection can be had, reads go through the client and Close takes
+	// up to Block.
+	var cmd goredis.Cmdable = s.c.client
+	var dedicated *goredis.Conn
+	renew := func(reload bool) {
+		if dedicated != nil {
+			// A dedicated connection that failed once stays failed.
+			_ = dedicated.Close()
+			dedicated = nil
+		}
+		cmd = s.c.client
+		node := s.nodeFor(r, reload)
+		s.mu.Lock()
+		r.node = node
+		s.mu.Unlock()
+		if node != nil {
+			dedicated = node.Conn()
+			cmd = dedicated
+		}
+	}
+	renew(false)
+	defer func() {
+		if dedicated != nil {
+			_ = dedicated.Close()
+		}
+	}()
+	setID := func(id int64) {
+		s.mu.Lock()
+		r.clientID = id
+		s.mu.Unlock()
+	}
 	failures := 0
 	for !s.isStopped() {
 		s.mu.Lock()
 		streams := append([]*stream(nil), r.streams...)
+		known := r.clientID != 0
 		s.mu.Unlock()
+		if dedicated != nil && !known {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if id, err := dedicated.ClientID(ctx).Result(); err == nil {
+				setID(id)
+			}
+			cancel()
+			if s.isStopped() {
+				return
+			}
+		}
 		count := int64(cap(s.ch) - len(s.ch))
 		if count < 1 {
 			count = 1
@@ -392,14 +477,14 @@ func (s *streamSub) read(r *reader) {
 			for range streams {
 				args = append(args, ">")
 			}
-			res, err = s.c.client.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
+			res, err = cmd.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
 				Group: s.group, Consumer: s.consumer, Streams: args, Count: count, Block: s.c.opts.block,
 			}).Result()
 		} else {
 			for _, st := range streams {
 				args = append(args, st.lastID)
 			}
-			res, err = s.c.client.XRead(context.Background(), &goredis.XReadArgs{
+			res, err = cmd.XRead(context.Background(), &goredis.XReadArgs{
 				Streams: args, Count: count, Block: s.c.opts.block,
 			}).Result()
 		}
@@ -412,6 +497,8 @@ func (s *streamSub) read(r *reader) {
 				return
 			}
 			failures++
+			setID(0)
+			renew(true)
 			if isNoGroup(err) {
 				// The stream or the group went away (deleted, or a server
 				// restarted without persistence): recreate them.
@@ -805,6 +892,13 @@ func (s *streamSub) Close(context.Context) error {
 				s.bg.Done()
 			}
 		}
+		// Interrupt blocking reads, once stop is closed. bg is added to
+		// here, while the readers still count in it.
+		for _, r := range s.readers {
+			if r.clientID != 0 {
+				s.unblock(r.node, r.clientID, s.stop)
+			}
+		}
 		s.mu.Unlock()
 		close(s.stop)
 		if s.ps != nil {
@@ -813,6 +907,25 @@ func (s *streamSub) Close(context.Context) error {
 		s.nudge()
 	})
 	return nil
+}
+
+// unblock interrupts the blocking read of a reader's connection, once the
+// channel after is closed (nil: at once). The caller holds s.mu, and the
+// subscription has not stopped or is stopping now, so bg is above zero.
+func (s *streamSub) unblock(node *goredis.Client, clientID int64, after <-chan struct{}) {
+	if node == nil {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if after != nil {
+			<-after
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = node.ClientUnblock(ctx, clientID).Err()
+	}()
 }
 
 func (s *streamSub) closeNow() { _ = s.Close(context.Background()) }
