@@ -1,0 +1,139 @@
+package redis
+
+import (
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// URLs pick the client kind and gossip's options; the rest goes to go-redis.
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		kind    string
+		addr    string
+		check   func(t *testing.T, o options)
+		checkGo func(t *testing.T, c goredis.UniversalClient)
+	}{
+		{url: "redis://127.0.0.1:6379/2?prefix=shop&maxlen=500&mode=pubsub&dial_timeout=3s", kind: "single", addr: "127.0.0.1:6379",
+			check: func(t *testing.T, o options) {
+				assert.Equal(t, "shop", o.prefix)
+				assert.Equal(t, int64(500), o.maxLen)
+				assert.Equal(t, PubSub, o.mode)
+			},
+			checkGo: func(t *testing.T, c goredis.UniversalClient) {
+				o := c.(*goredis.Client).Options()
+				assert.Equal(t, 2, o.DB)
+				assert.Equal(t, 3*time.Second, o.DialTimeout)
+			}},
+		{url: "rediss://app:pw@cache.internal:6380/0?block=250ms&claim_interval=2s&maxage=24h", kind: "single", addr: "cache.internal:6380",
+			check: func(t *testing.T, o options) {
+				assert.Equal(t, 250*time.Millisecond, o.block)
+				assert.Equal(t, 2*time.Second, o.claimInterval)
+				assert.Equal(t, 24*time.Hour, o.maxAge)
+			},
+			checkGo: func(t *testing.T, c goredis.UniversalClient) {
+				o := c.(*goredis.Client).Options()
+				assert.NotNil(t, o.TLSConfig)
+				assert.Equal(t, "app", o.Username)
+				assert.Equal(t, "pw", o.Password)
+			}},
+		{url: "redis://a:7000?addr=b:7001&addr=c:7002", kind: "cluster", addr: "cluster a:7000,b:7001,c:7002"},
+		{url: "redis://a:7000,b:7001,c:7002?prefix=x", kind: "cluster", addr: "cluster a:7000,b:7001,c:7002"},
+		{url: "redis://a:7000?cluster=true", kind: "cluster", addr: "cluster a:7000"},
+		{url: "redis://:pw@s1:26379,s2:26379/0?master_name=mymaster", kind: "single", addr: "sentinels s1:26379,s2:26379 master mymaster"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			o := defaultOptions()
+			c, addr, err := parseURL(tc.url, &o)
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, o.validate())
+			assert.Equal(t, tc.addr, addr)
+			switch tc.kind {
+			case "single":
+				assert.IsType(t, &goredis.Client{}, c)
+			case "cluster":
+				assert.IsType(t, &goredis.ClusterClient{}, c)
+			}
+			if tc.check != nil {
+				tc.check(t, o)
+			}
+			if tc.checkGo != nil {
+				tc.checkGo(t, c)
+			}
+		})
+	}
+}
+
+func TestGlobPattern(t *testing.T) {
+	assert.Equal(t, `gossip:orders.*.created`, globPattern("gossip", "orders.*.created"))
+	assert.Equal(t, `gossip:audit.*`, globPattern("gossip", "audit.>"))
+	assert.Equal(t, `we\[ir\]d\*:a.b`, globPattern("we[ir]d*", "a.b"))
+}
+
+func sampleMessage() *driver.Message {
+	return &driver.Message{
+		ID: "01J0ABC", Type: "user.created", Source: "users",
+		Time: time.Date(2024, 5, 1, 12, 30, 0, 123456789, time.UTC), ContentType: "application/octet-stream",
+		Data: []byte{0, 1, 2, 0xff, '\n'},
+		Metadata: map[string]string{
+			"tenant": "acme", "meta-nested": "x", "ce-looks-like": "y", "ключ": "значение",
+			"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "empty": "",
+		},
+	}
+}
+
+// What Publish writes, a subscription reads back exactly.
+func TestStreamEntryRoundTrip(t *testing.T) {
+	m := sampleMessage()
+	vals := streamValues(m)
+	entry := map[string]any{}
+	for i := 0; i < len(vals); i += 2 {
+		switch v := vals[i+1].(type) {
+		case []byte:
+			entry[vals[i].(string)] = string(v)
+		default:
+			entry[vals[i].(string)] = v
+		}
+	}
+	got, err := decodeEntry("user.created", entry)
+	require.NoError(t, err)
+	assert.Equal(t, m, got)
+}
+
+func TestStructuredRoundTrip(t *testing.T) {
+	for _, m := range []*driver.Message{
+		sampleMessage(),
+		{ID: "1", Type: "a.b", Source: "s", Time: time.Unix(1, 0).UTC(), ContentType: "application/json", Data: []byte(`{"x":[1,2]}`)},
+	} {
+		payload, err := encodeStructured(m)
+		require.NoError(t, err)
+		got, err := decodeStructured(m.Type, payload)
+		require.NoError(t, err)
+		assert.Equal(t, m, got, "%s", payload)
+	}
+}
+
+func TestCorruptEntries(t *testing.T) {
+	for _, tc := range []struct {
+		entry map[string]any
+		want  string
+	}{
+		{map[string]any{"data": "x"}, "no ce-specversion field"},
+		{map[string]any{"ce-specversion": "0.3", "ce-id": "1", "ce-type": "t", "ce-source": "s"}, `ce-specversion "0.3" is not "1.0"`},
+		{map[string]any{"ce-specversion": "1.0", "ce-id": "1", "ce-type": "other", "ce-source": "s"}, `ce-type "other" in the stream of "t"`},
+		{map[string]any{"ce-specversion": "1.0", "ce-id": "1", "ce-type": "t", "ce-source": "s", "ce-time": "yesterday"}, "not RFC 3339"},
+	} {
+		m, err := decodeEntry("t", tc.entry)
+		require.Error(t, err)
+		assert.ErrorIs(t, err, errCorrupt)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.Equal(t, "t", m.Type, "the type is the stream's")
+	}
+}
