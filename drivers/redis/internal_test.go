@@ -5,10 +5,10 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/gossipbus/gossip/gossip/driver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gossipbus/gossip/gossip/driver"
 )
 
 // URLs pick the client kind and gossip's options; the rest goes to go-redis.
@@ -135,5 +135,21 @@ func TestCorruptEntries(t *testing.T) {
 		assert.ErrorIs(t, err, errCorrupt)
 		assert.Contains(t, err.Error(), tc.want)
 		assert.Equal(t, "t", m.Type, "the type is the stream's")
+	}
+}
+
+// Errors about a URL never quote a password, in userinfo or parameters.
+func TestURLErrorsHidePasswords(t *testing.T) {
+	for _, dsn := range []string{
+		"redis://:user-secret@127.0.0.1:1/0?bogus=1",
+		"redis://s1:26379/0?master_name=m&password=qp-secret&bogus=1",
+		"redis://s1:26379/0?master_name=m&sentinel_password=sp-secret&maxlen=x",
+	} {
+		o := defaultOptions()
+		_, _, err := parseURL(dsn, &o)
+		require.Error(t, err, dsn)
+		for _, secret := range []string{"user-secret", "qp-secret", "sp-secret"} {
+			assert.NotContains(t, err.Error(), secret)
+		}
 	}
 }

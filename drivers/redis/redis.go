@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,7 +223,7 @@ func New(client goredis.UniversalClient, opts ...Option) (driver.Conn, error) {
 // parseURL takes gossip's parameters out of dsn into o and builds the
 // go-redis client for the rest. addr names the server(s) for errors.
 func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
-	redacted := driver.Redact(dsn)
+	redacted := redact(dsn)
 	scheme, rest, _ := strings.Cut(dsn, "://")
 	// Several hosts separated by commas: the first is the URL's host, the
 	// others become addr parameters (Cluster seeds or Sentinels).
@@ -311,12 +312,33 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 	}
 }
 
-// stripSecret keeps a password out of an error that may quote the URL.
+// secretParam matches query parameters that hold passwords (go-redis reads
+// a Sentinel master's password from password=).
+var secretParam = regexp.MustCompile(`([?&](?:sentinel_)?password=)[^&#]*`)
+
+// redact is driver.Redact that also masks password parameters.
+func redact(dsn string) string {
+	return secretParam.ReplaceAllString(driver.Redact(dsn), "${1}xxxxx")
+}
+
+// stripSecret keeps passwords out of an error that may quote the URL.
 func stripSecret(err error, dsn string) string {
 	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+	var secrets []string
+	if u, perr := url.Parse(strings.Split(dsn, ",")[0]); perr == nil && u.User != nil {
 		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
+			secrets = append(secrets, p)
+		}
+	}
+	for _, m := range secretParam.FindAllStringSubmatch(dsn, -1) {
+		if v := strings.TrimPrefix(m[0], m[1]); v != "" {
+			secrets = append(secrets, v)
+		}
+	}
+	for _, sec := range secrets {
+		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+		if esc := url.QueryEscape(sec); esc != sec {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
 		}
 	}
 	return msg
