@@ -14,8 +14,8 @@ trap 'rm -rf "$(dirname "$bin")"; [ -n "${email:-}" ] && kill "$email" 2>/dev/nu
 go build -o "$bin" ./examples/microservices
 
 # Unique user names per run, so that each run's emails are its own.
-run="$(date +%s)"
-users="carol${run},dave${run}"
+run="$((RANDOM % 1000))"
+users="carol-${run},dave-${run}"
 
 echo "== 1. start the email service (it creates its durable group), then stop it"
 log="$(dirname "$bin")/email.log"
