@@ -101,7 +101,10 @@ type config struct {
 func main() {
 	var c config
 	flag.BoolVar(&c.quick, "quick", false, "fewer events, one repetition, nothing written unless -write")
-	flag.IntVar(&c.reps, "reps", 0, "repetitions (default 3, 1 with -quick)")
+	reps := flag.Int("reps", 0, "repetitions (default 3, 1 with -quick)")
+	flag.StringVar(&natsParams, "nats-params", "", "extra URL parameters for gossip's NATS driver, e.g. ack=async")
+	flag.StringVar(&redisParams, "redis-params", "", "extra URL parameters for gossip's Redis driver")
+	flag.IntVar(&gossipWorkers, "gossip-workers", 0, "gossip.Config.Workers for the gossip runs (default: the library's default)")
 	flag.StringVar(&c.only, "only", "", "run only scenarios whose name contains this")
 	flag.StringVar(&c.impl, "impl", "", "run only this implementation: raw, gossip or watermill")
 	write := flag.Bool("write", false, "write docs/performance.md and the chart (the default without -quick)")
@@ -114,21 +117,14 @@ func main() {
 	if c.quick {
 		c.reps, c.cap, c.scale, c.latEvents = 1, 500*time.Millisecond, 0.2, 300
 	}
-	if r := flagInt("reps"); r > 0 {
-		c.reps = r
+	if *reps > 0 {
+		c.reps = *reps
 	}
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
 	if err := run(c); err != nil {
 		log.Fatal(err)
 	}
-}
-
-func flagInt(name string) int {
-	f := flag.Lookup(name)
-	var n int
-	fmt.Sscan(f.Value.String(), &n)
-	return n
 }
 
 func run(c config) error {

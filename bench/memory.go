@@ -73,13 +73,17 @@ type gossipPipe struct {
 
 const benchType gossip.EventType = "bench.event"
 
+// gossipWorkers is Config.Workers for every gossip bus (-gossip-workers);
+// 0 is the library's default.
+var gossipWorkers int
+
 // openGossip opens one bus to publish and one per subscriber, as separate
 // services would, except in process where one bus does both. group is
 // whether a single subscriber joins a group (durable transports) or
 // listens (memory, NATS core, Redis Pub/Sub).
 func openGossip(ctx context.Context, driverURL string, sh Shape, useGroup bool, recv Receiver) (*gossipPipe, error) {
 	newBus := func() (*gossip.EventBus, error) {
-		return gossip.NewEventBus(&gossip.Config{Driver: driverURL, Source: "bench"})
+		return gossip.NewEventBus(&gossip.Config{Driver: driverURL, Source: "bench", Workers: gossipWorkers})
 	}
 	pub, err := newBus()
 	if err != nil {

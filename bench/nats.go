@@ -253,6 +253,9 @@ func (e *natsEnv) gossip(mode string) Opener {
 			return nil, errPending
 		}
 		u := fmt.Sprintf("%s?prefix=gb%d", e.url, run)
+		if natsParams != "" {
+			u += "&" + natsParams
+		}
 		useGroup := true
 		if mode == "core" {
 			u += "&mode=core"
@@ -261,5 +264,10 @@ func (e *natsEnv) gossip(mode string) Opener {
 		return openGossip(ctx, u, sh, useGroup, recv)
 	}
 }
+
+// natsParams and redisParams are extra URL query parameters for the gossip
+// drivers (-nats-params, -redis-params), to try settings; the table is made
+// with none.
+var natsParams, redisParams string
 
 var errPending = errors.New("pending: the driver is not in yet")

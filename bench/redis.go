@@ -215,6 +215,9 @@ func (e *redisEnv) gossip(mode string) Opener {
 		// maxlen=-1: keep every entry, as the raw XADD and Watermill do
 		// (the run's keys are dropped afterwards).
 		u := fmt.Sprintf("%s?prefix=gb%d&maxlen=-1", e.srv.URL, run)
+		if redisParams != "" {
+			u += "&" + redisParams
+		}
 		useGroup := true
 		if mode == "pubsub" {
 			u += "&mode=pubsub"
