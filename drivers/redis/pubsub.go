@@ -93,7 +93,7 @@ func (s *pubsubSub) receive() {
 			failures++
 			s.c.opts.logger.Warn("redis: Pub/Sub receive failed; reconnecting (messages published meanwhile are lost: Pub/Sub keeps nothing)",
 				"pattern", s.pattern, "error", err)
-			if !s.pause(failures) {
+			if !pause(s.stop, failures) {
 				return
 			}
 			continue
@@ -114,11 +114,6 @@ func (s *pubsubSub) receive() {
 			return
 		}
 	}
-}
-
-func (s *pubsubSub) pause(failures int) bool {
-	tmp := &streamSub{stop: s.stop}
-	return tmp.pause(failures)
 }
 
 func (s *pubsubSub) Deliveries() <-chan driver.Delivery { return s.ch }

@@ -379,7 +379,11 @@ func (s *streamSub) refresh() {
 
 // pause waits before retrying after failures; false if the subscription
 // stopped meanwhile.
-func (s *streamSub) pause(failures int) bool {
+func (s *streamSub) pause(failures int) bool { return pause(s.stop, failures) }
+
+// pause waits 50ms, doubling with each failure up to 1s, unless stop is
+// closed first (false).
+func pause(stop <-chan struct{}, failures int) bool {
 	d := 50 * time.Millisecond
 	for i := 1; i < failures && d < time.Second; i++ {
 		d *= 2
@@ -390,7 +394,7 @@ func (s *streamSub) pause(failures int) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-s.stop:
+	case <-stop:
 		return false
 	}
 }
