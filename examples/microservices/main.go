@@ -122,37 +122,35 @@ func run() error {
 	}
 	fmt.Printf("gossip microservices demo on %s (%s)\n", transport.Name(dsn), strings.Join(run, ", "))
 
+	// User IDs are new on every run, so that a run waits for its own work even
+	// when a durable group still holds events of an earlier run.
 	names := strings.Split(*users, ",")
+	runID := strings.ToLower(gossip.NewID()[32:])
+	ids := make([]string, len(names))
+	for i := range names {
+		ids[i] = fmt.Sprintf("u%d-%s", i+1, runID)
+	}
 	if b := buses["user_service"]; b != nil {
 		us := &UserService{bus: b}
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		defer cancel()
 		for i, name := range names {
-			name = strings.TrimSpace(name)
-			id := fmt.Sprintf("u%d", i+1)
-			if err := us.CreateUser(ctx, id, capitalize(name)); err != nil {
+			name = capitalize(strings.TrimSpace(name))
+			if err := us.CreateUser(ctx, ids[i], name); err != nil {
 				return fmt.Errorf("create user %s: %w", name, err)
 			}
-			out.printf("user_service", "created user %s (%s)", id, capitalize(name))
+			out.did("user_service", "created", ids[i], "created user %s (%s)", ids[i], name)
 		}
-		if err := us.UpdateUser(ctx, "u1", map[string]string{"plan": "pro"}); err != nil {
+		if err := us.UpdateUser(ctx, ids[0], map[string]string{"plan": "pro"}); err != nil {
 			return err
 		}
-		out.printf("user_service", "updated user u1 (plan=pro)")
+		out.did("user_service", "updated", ids[0], "updated user %s (plan=pro)", ids[0])
 	}
 
-	// What each service has to do before the demo is over.
-	n := len(names)
-	want := map[string]int{
-		"email_service":        n,
-		"notification_service": n,
-		"analytics_service":    n + 1 + n, // created, updated, emails sent
+	if *service == "user_service" {
+		return tracer.finish(buses)
 	}
 	if *service != "all" {
-		if *service == "user_service" {
-			return tracer.finish(buses)
-		}
-		want = map[string]int{*service: *expect}
 		if *expect == 0 {
 			fmt.Println("running until interrupted (Ctrl-C)")
 			sig := make(chan os.Signal, 1)
@@ -160,32 +158,51 @@ func run() error {
 			<-sig
 			return tracer.finish(buses)
 		}
+		if err := waitFor(out, *timeout, func() []string {
+			if n := out.count(*service); n < *expect {
+				return []string{fmt.Sprintf("%s %d/%d", *service, n, *expect)}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tracer.finish(buses)
 	}
-	if err := waitFor(out, want, *timeout); err != nil {
+
+	// What each service has to do for this run's users before the demo is over.
+	var want []string
+	for _, id := range ids {
+		want = append(want, "email_service/welcome/"+id, "notification_service/notified/"+id,
+			"analytics_service/created/"+id, "analytics_service/email/"+id)
+	}
+	want = append(want, "analytics_service/updated/"+ids[0])
+	if err := waitFor(out, *timeout, func() (missing []string) {
+		for _, w := range want {
+			if !out.has(w) {
+				missing = append(missing, w)
+			}
+		}
+		return missing
+	}); err != nil {
 		return err
 	}
 	return tracer.finish(buses)
 }
 
-// waitFor waits until every service did its share of the work.
-func waitFor(out *output, want map[string]int, timeout time.Duration) error {
+// waitFor waits until missing reports nothing left to do.
+func waitFor(out *output, timeout time.Duration, missing func() []string) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		missing := []string{}
-		for s, n := range want {
-			if got := out.count(s); got < n {
-				missing = append(missing, fmt.Sprintf("%s %d/%d", s, got, n))
-			}
-		}
-		if len(missing) == 0 {
+		m := missing()
+		if len(m) == 0 {
 			return nil
 		}
 		select {
 		case <-out.wake:
 		case <-deadline.C:
-			slices.Sort(missing)
-			return errors.New("timed out waiting for: " + strings.Join(missing, ", "))
+			slices.Sort(m)
+			return errors.New("timed out waiting for: " + strings.Join(m, ", "))
 		}
 	}
 }

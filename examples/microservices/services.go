@@ -9,25 +9,36 @@ import (
 	"github.com/gossipbus/gossip/gossip"
 )
 
-// output prints what the services do, one line at a time, and counts the
-// work so that main can wait for it on a signal instead of sleeping.
+// output prints what the services do, one line at a time, and records the
+// work done so that main can wait for it on a signal instead of sleeping.
 type output struct {
 	mu   sync.Mutex
-	done map[string]int
+	done map[string]int  // lines per service
+	work map[string]bool // "service/what/user id"
 	wake chan struct{}
 }
 
-func newOutput() *output { return &output{done: map[string]int{}, wake: make(chan struct{}, 1)} }
+func newOutput() *output {
+	return &output{done: map[string]int{}, work: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
 
-func (o *output) printf(service, format string, args ...any) {
+// did prints a line for service and records that it did what for userID.
+func (o *output) did(service, what, userID, format string, args ...any) {
 	o.mu.Lock()
 	fmt.Printf("%-22s %s\n", "["+service+"]", fmt.Sprintf(format, args...))
 	o.done[service]++
+	o.work[service+"/"+what+"/"+userID] = true
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
+}
+
+func (o *output) has(work string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.work[work]
 }
 
 func (o *output) count(service string) int {
@@ -61,7 +72,7 @@ func (s *EmailService) Register() error {
 }
 
 func (s *EmailService) onUserCreated(ctx context.Context, e *gossip.Event, u UserCreatedEvent) error {
-	s.out.printf("email_service", "welcome email sent to %s <%s>", u.Name, u.Email)
+	s.out.did("email_service", "welcome", u.UserID, "welcome email sent to %s <%s>", u.Name, u.Email)
 	// Chain the next event with the handler's ctx, so tracing sees one trace.
 	return s.bus.Publish(ctx, gossip.NewEvent(EmailSent, EmailSentEvent{
 		UserID: u.UserID, To: u.Email, Template: "welcome",
@@ -78,7 +89,7 @@ type NotificationService struct {
 func (s *NotificationService) Register() error {
 	_, err := s.bus.Subscribe(UserCreated, gossip.Typed(
 		func(ctx context.Context, e *gossip.Event, u UserCreatedEvent) error {
-			s.out.printf("notification_service", "push notification: %s just joined", u.Name)
+			s.out.did("notification_service", "notified", u.UserID, "push notification: %s just joined", u.Name)
 			return nil
 		}), gossip.Group("notification_service"))
 	return err
@@ -97,7 +108,7 @@ func (s *AnalyticsService) Register() error {
 	}
 	_, err := s.bus.Subscribe(EmailSent, gossip.Typed(
 		func(ctx context.Context, e *gossip.Event, m EmailSentEvent) error {
-			s.out.printf("analytics_service", "tracked %s: %s email to %s", e.Type, m.Template, m.To)
+			s.out.did("analytics_service", "email", m.UserID, "tracked %s: %s email to %s", e.Type, m.Template, m.To)
 			return nil
 		}), gossip.Group("analytics_service"))
 	return err
@@ -111,13 +122,13 @@ func (s *AnalyticsService) onUser(ctx context.Context, e *gossip.Event) error {
 		if err := e.Decode(&u); err != nil {
 			return err
 		}
-		s.out.printf("analytics_service", "tracked %s: user %s (%s)", e.Type, u.UserID, u.Name)
+		s.out.did("analytics_service", "created", u.UserID, "tracked %s: user %s (%s)", e.Type, u.UserID, u.Name)
 	case UserUpdated:
 		var u UserUpdatedEvent
 		if err := e.Decode(&u); err != nil {
 			return err
 		}
-		s.out.printf("analytics_service", "tracked %s: user %s changed %d field(s)", e.Type, u.UserID, len(u.Fields))
+		s.out.did("analytics_service", "updated", u.UserID, "tracked %s: user %s changed %d field(s)", e.Type, u.UserID, len(u.Fields))
 	}
 	return nil
 }
