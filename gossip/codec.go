@@ -79,6 +79,16 @@ func (cs *codecSet) decode(contentType string, b []byte, v any, e *Event) error 
 	if contentType != "" {
 		var ok bool
 		if c, ok = cs.byType[mediaType(contentType)]; !ok {
+			// No codec for it (text/plain, application/octet-stream from
+			// another producer): the bytes themselves are still readable.
+			switch p := v.(type) {
+			case *[]byte:
+				*p = append([]byte(nil), b...)
+				return nil
+			case *string:
+				*p = string(b)
+				return nil
+			}
 			return &DecodeError{EventID: e.ID, Type: e.Type, Err: errUnknownContentType(contentType)}
 		}
 	}

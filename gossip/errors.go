@@ -26,8 +26,9 @@ var (
 	// ErrGroupsUnsupported is returned by Subscribe with Group on a
 	// transport without consumer groups (Redis Pub/Sub).
 	ErrGroupsUnsupported = driver.ErrGroupsUnsupported
-	// ErrDecode is wrapped by every DecodeError.
-	ErrDecode = errors.New("gossip: cannot decode event data")
+	// ErrDecode is wrapped by every DecodeError, and by the reason of a dead
+	// letter made of bytes on the wire that are not a readable event.
+	ErrDecode = driver.ErrUnreadable
 	// ErrPermanent is wrapped by errors made with Permanent.
 	ErrPermanent = errors.New("gossip: permanent failure")
 )

@@ -3,7 +3,6 @@ package gossip
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"strconv"
@@ -163,8 +162,8 @@ func (s *Subscription) closeRetryLocked() {
 
 // handle runs the handler for one delivery and settles it.
 func (s *Subscription) handle(d driver.Delivery) {
-	if d.Err != nil {
-		s.deadLetter(d, fmt.Errorf("%w: %w", ErrDecode, d.Err))
+	if d.Err != nil { // the driver could not read it, or gave up on it
+		s.deadLetter(d, d.Err)
 		return
 	}
 	e := s.event(d)

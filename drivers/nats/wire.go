@@ -94,7 +94,16 @@ func metadataHeader(k string) string {
 // mode. typ is the event type the subject names. The error says why the
 // message is not a CloudEvent gossip can read; the returned Message is then
 // still filled with what could be read.
+// decodeMessage reads msg; an error wraps driver.ErrUnreadable.
 func decodeMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
+	m, err := readMessage(typ, msg)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", driver.ErrUnreadable, err)
+	}
+	return m, err
+}
+
+func readMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
 	m := &driver.Message{Type: typ, Data: msg.Data, Metadata: map[string]string{}}
 	if m.Data == nil {
 		m.Data = []byte{}

@@ -3,7 +3,6 @@ package redis
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"strings"
@@ -36,7 +35,7 @@ var traceFields = map[string]bool{"traceparent": true, "tracestate": true, "bagg
 
 // errCorrupt is wrapped by every error about an entry or payload that is not
 // a gossip (CloudEvents) event.
-var errCorrupt = errors.New("redis: not a CloudEvents entry")
+var errCorrupt = fmt.Errorf("%w: redis: not a CloudEvents entry", driver.ErrUnreadable)
 
 // streamValues returns m as XADD field-value pairs.
 func streamValues(m *driver.Message) []any {

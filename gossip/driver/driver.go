@@ -65,7 +65,8 @@ type Delivery struct {
 	Attempt int
 
 	// Err is set when the driver received something it could not turn into
-	// a Message (no CloudEvents attributes, a corrupt entry). gossip
+	// a Message (no CloudEvents attributes, a corrupt entry: wrap
+	// ErrUnreadable), or has given up on for a reason of its own. gossip
 	// dead-letters such a delivery at once with Err as the reason, then acks
 	// it. Message is still set, with whatever could be read (at least Type
 	// when the subject or stream names it, and Data holding the raw body).
@@ -181,6 +182,12 @@ type ValueCarrier interface {
 // for a Group subscription on a transport without consumer groups (Redis
 // Pub/Sub). gossip.ErrGroupsUnsupported is the same value.
 var ErrGroupsUnsupported = errors.New("gossip: this transport has no consumer groups")
+
+// ErrUnreadable is what drivers wrap in Delivery.Err for bytes on the wire
+// that are not a readable event. gossip.ErrDecode is the same value, so
+// errors.Is(err, gossip.ErrDecode) holds for them as for data that does not
+// decode into a handler's type.
+var ErrUnreadable = errors.New("gossip: cannot decode event data")
 
 // ErrSubscriptionClosed is returned by Ack or Nack when the subscription's
 // transport resources are gone.

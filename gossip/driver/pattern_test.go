@@ -64,6 +64,8 @@ func TestRedact(t *testing.T) {
 		"nats://a:4222":                     "nats://a:4222",
 		"memory":                            "memory",
 		"rediss://u:p@h/0?mode=pubsub#frag": "rediss://u:xxxxx@h/0?mode=pubsub#frag",
+		"redis://h:26379?master_name=m&password=s&sentinel_password=t": "redis://h:26379?master_name=m&password=xxxxx&sentinel_password=xxxxx",
+		"nats://h:4222?token=abc&mode=core":                            "nats://h:4222?token=xxxxx&mode=core",
 	}
 	for in, want := range cases {
 		if got := Redact(in); got != want {

@@ -95,10 +95,10 @@ func Redact(dsn string) string {
 	if end < 0 {
 		end = len(rest)
 	}
-	authority := rest[:end]
+	authority, tail := rest[:end], redactQuery(rest[end:])
 	at := strings.LastIndex(authority, "@")
 	if at < 0 {
-		return dsn
+		return dsn[:i+3] + authority + tail
 	}
 	userinfo := authority[:at]
 	if c := strings.Index(userinfo, ":"); c >= 0 {
@@ -107,5 +107,27 @@ func Redact(dsn string) string {
 		// A lone token (nats://TOKEN@host) is a secret too.
 		userinfo = "xxxxx"
 	}
-	return dsn[:i+3] + userinfo + authority[at:] + rest[end:]
+	return dsn[:i+3] + userinfo + authority[at:] + tail
+}
+
+// redactQuery masks the values of query parameters that hold secrets
+// (password=, sentinel_password=, token=, ...) in "/path?query#fragment".
+func redactQuery(s string) string {
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
+		return s
+	}
+	query, frag := s[q+1:], ""
+	if h := strings.IndexByte(query, '#'); h >= 0 {
+		query, frag = query[:h], query[h:]
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		k, _, ok := strings.Cut(p, "=")
+		lk := strings.ToLower(k)
+		if ok && (strings.Contains(lk, "password") || strings.Contains(lk, "secret") || lk == "token" || lk == "pass" || lk == "nkey_seed") {
+			params[i] = k + "=xxxxx"
+		}
+	}
+	return s[:q+1] + strings.Join(params, "&") + frag
 }

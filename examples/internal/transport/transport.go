@@ -6,8 +6,12 @@
 package transport
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	_ "github.com/gossipbus/gossip/drivers/nats" // registers nats://
 	"github.com/gossipbus/gossip/drivers/nats/natsserver"
@@ -18,6 +22,10 @@ import (
 // what Resolve started. memoryName names the in-process broker the
 // example's buses share.
 func Resolve(flag, memoryName string) (dsn string, stop func(), err error) {
+	// go-redis prints its connection pool's complaints to stderr; the
+	// driver's own error says the same in one line, so they go to slog's
+	// debug level instead.
+	goredis.SetLogger(slogPrintf{})
 	switch flag {
 	case "", "memory":
 		return "memory://" + memoryName, func() {}, nil
@@ -40,4 +48,10 @@ func Name(dsn string) string {
 		return dsn[:i]
 	}
 	return dsn
+}
+
+type slogPrintf struct{}
+
+func (slogPrintf) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, fmt.Sprintf(format, v...), "source", "go-redis")
 }
