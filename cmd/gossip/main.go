@@ -25,9 +25,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gossipbus/gossip/gossip"
 	_ "github.com/gossipbus/gossip/drivers/nats"
 	_ "github.com/gossipbus/gossip/drivers/redis"
+	"github.com/gossipbus/gossip/gossip"
 )
 
 const usage = `usage: gossip <command> [flags]
