@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,13 +156,24 @@ func (b *EventBus) publishEnded() {
 	}
 }
 
+// msgSlices recycles the []*driver.Message handed to Conn.Publish, which
+// must not keep it.
+var msgSlices = sync.Pool{New: func() any { s := make([]*driver.Message, 0, 16); return &s }}
+
 // send validates, encodes and hands events to the transport: the innermost
 // PublishFunc.
 func (b *EventBus) send(ctx context.Context, events []*Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	msgs := make([]*driver.Message, len(events))
+	mp := msgSlices.Get().(*[]*driver.Message)
+	defer func() {
+		clear(*mp)
+		*mp = (*mp)[:0]
+		msgSlices.Put(mp)
+	}()
+	msgs := slices.Grow(*mp, len(events))[:len(events)]
+	*mp = msgs
 	backing := make([]driver.Message, len(events))
 	for i, e := range events {
 		if err := b.prepare(e); err != nil {

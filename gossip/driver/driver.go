@@ -103,6 +103,8 @@ type Conn interface {
 	// driver sends a batch in one round trip where it can. When ctx ends
 	// first, Publish returns ctx.Err(); some messages may then have been
 	// stored. Publish never returns nil for a message it did not store.
+	// Publish must not keep the msgs slice after it returns (gossip reuses
+	// it); it may keep the Messages.
 	Publish(ctx context.Context, msgs []*Message) error
 
 	// Subscribe starts a subscription and returns once it is live: a message
