@@ -199,7 +199,7 @@ func (rep *report) tables() string {
 		PayloadSize, mode, rep.cfg.cap)
 	b.WriteString("| scenario | raw client (ceiling) | gossip | Watermill | gossip / raw | gossip / Watermill | gossip target | met |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
-	var notes []string
+	var notes, capped []string
 	for k, s := range rep.scenarios {
 		out := rep.outcomes[k]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Name,
@@ -211,7 +211,7 @@ func (rep *report) tables() string {
 				notes = append(notes, fmt.Sprintf("%s, %s (%s): lost %d of %d deliveries (%.2f %%).", s.Name, implNames[i], label, l, pub, float64(l)/float64(max(pub, 1))*100))
 			}
 			if n := o.capped(); n > 0 {
-				notes = append(notes, fmt.Sprintf("%s, %s (%s): %d of %d runs hit the %s cap; the rate is what it handled by then.", s.Name, implNames[i], label, n, len(o.Runs), rep.cfg.cap))
+				capped = append(capped, fmt.Sprintf("%s / %s %d of %d", s.Name, implNames[i], n, len(o.Runs)))
 			}
 			if o.Err != "" && o.Err != errNotApplicable.Error() && o.Err != errPending.Error() {
 				notes = append(notes, fmt.Sprintf("%s, %s (%s): error: %s", s.Name, implNames[i], label, o.Err))
@@ -233,6 +233,9 @@ func (rep *report) tables() string {
 		}
 	}
 	b.WriteString(strings.Join(impls, ", ") + ".\n")
+	if len(capped) > 0 {
+		notes = append(notes, fmt.Sprintf("Runs that hit the %s cap (their rate is what was handled by then): %s.", rep.cfg.cap, strings.Join(capped, "; ")))
+	}
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n")
 		for _, n := range notes {
