@@ -174,12 +174,11 @@ func (b *EventBus) send(ctx context.Context, events []*Event) error {
 	}()
 	msgs := slices.Grow(*mp, len(events))[:len(events)]
 	*mp = msgs
-	backing := make([]driver.Message, len(events))
 	for i, e := range events {
 		if err := b.prepare(e); err != nil {
 			return err
 		}
-		m := &backing[i]
+		m := e.message()
 		m.ID, m.Type, m.Source, m.Time, m.Metadata = e.ID, string(e.Type), e.Source, e.Timestamp, e.Metadata
 		if b.inProcess {
 			m.Value = e.Data

@@ -87,7 +87,7 @@ func TestBackpressureFullBufferPublishWaitsNeverDrops(t *testing.T) {
 	b := newBus(t, &gossip.Config{BufferSize: 4, Workers: 1})
 	release := make(chan struct{})
 	var handled atomic.Int64
-	allHandled := make(chan struct{})
+	allHandled := make(chan struct{}, 1)
 	var accepted atomic.Int64
 	_, err := b.Subscribe("load.item", func(ctx context.Context, e *gossip.Event) error {
 		<-release

@@ -6,7 +6,9 @@ import (
 	"maps"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -52,12 +54,44 @@ type Event struct {
 	maxAttempts int
 	group       string
 	sharedMeta  bool // Metadata is shared with other deliveries: copy before writing
+
+	// NewEvent allocates the event's first transport message with it, so
+	// that publishing it costs no allocation of its own.
+	spare *spareMessage
+}
+
+type spareMessage struct {
+	owner *Event // a copy of the Event does not own it
+	used  uint32 // claimed by the first publish
+	msg   driver.Message
+}
+
+type eventWithMessage struct {
+	Event
+	spare spareMessage
+	id    [36]byte // Event.ID's bytes, never written after NewEvent
+}
+
+// message returns the transport message for e: its own on the first
+// publish, a new one after that (the first may still be held by a
+// transport, and must not change).
+func (e *Event) message() *driver.Message {
+	if sp := e.spare; sp != nil && sp.owner == e && atomic.CompareAndSwapUint32(&sp.used, 0, 1) {
+		return &sp.msg
+	}
+	return new(driver.Message)
 }
 
 // NewEvent returns an event of type t carrying data, with a fresh ID and the
 // current time.
 func NewEvent(t EventType, data any) *Event {
-	return &Event{ID: NewID(), Type: t, Timestamp: time.Now(), Data: data}
+	now := time.Now()
+	ew := &eventWithMessage{Event: Event{Type: t, Timestamp: now, Data: data}}
+	putID(&ew.id, now)
+	ew.ID = unsafe.String(&ew.id[0], len(ew.id)) // one allocation for all of it
+	ew.spare.owner = &ew.Event
+	ew.Event.spare = &ew.spare
+	return &ew.Event
 }
 
 // WithMetadata sets a metadata key and returns e, for chaining. On a
@@ -119,7 +153,14 @@ var idState struct {
 // NewID returns a new event ID: a UUIDv7 string that sorts by creation time
 // (and by creation order within one process).
 func NewID() string {
-	ms := uint64(time.Now().UnixMilli())
+	var s [36]byte
+	putID(&s, time.Now())
+	return string(s[:])
+}
+
+// putID writes a new ID, made at now, into s.
+func putID(s *[36]byte, now time.Time) {
+	ms := uint64(now.UnixMilli())
 	idState.Lock()
 	if ms <= idState.ms {
 		idState.seq++
@@ -137,7 +178,6 @@ func NewID() string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[0:8], ms<<16|0x7000|seq)
 	binary.BigEndian.PutUint64(b[8:16], rand.Uint64()&0x3fffffffffffffff|0x8000000000000000)
-	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
 	hex.Encode(s[9:13], b[4:6])
@@ -147,5 +187,4 @@ func NewID() string {
 	hex.Encode(s[19:23], b[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:36], b[10:16])
-	return string(s[:])
 }
