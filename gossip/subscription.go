@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gossipbus/gossip/gossip/driver"
@@ -26,8 +25,6 @@ type Subscription struct {
 	cancel context.CancelFunc
 
 	workers sync.WaitGroup
-	active  atomic.Int32 // workers running
-	idle    atomic.Int32 // workers waiting for a delivery
 	done    chan struct{}
 
 	stopOnce sync.Once
@@ -113,15 +110,11 @@ func (s *Subscription) wait(ctx context.Context) error {
 	}
 }
 
-// start runs the workers. The pool is elastic up to cfg.workers: it keeps
-// one worker waiting while others run handlers, so a slow handler never
-// holds up the next event, and it shrinks back when workers sit idle, so
-// that fast handlers are not spread over more goroutines than there is work
-// for (waking a parked goroutine per event costs more than the handler).
 func (s *Subscription) start() {
-	s.workers.Add(1)
-	s.active.Store(1)
-	go s.work(true)
+	s.workers.Add(s.cfg.workers)
+	for range s.cfg.workers {
+		go s.work()
+	}
 	go func() {
 		s.workers.Wait()
 		s.cancel()
@@ -129,59 +122,33 @@ func (s *Subscription) start() {
 	}()
 }
 
-// grow starts one more worker, unless the pool is at its size.
-func (s *Subscription) grow() {
-	if s.active.Add(1) > int32(s.cfg.workers) {
-		s.active.Add(-1)
-		return
-	}
-	s.workers.Add(1) // a worker is running: the count is above zero
-	go s.work(false)
-}
-
-// work runs deliveries until the subscription ends. The first worker (keep)
-// stays to the end; the others leave when enough workers are idle.
-func (s *Subscription) work(keep bool) {
+func (s *Subscription) work() {
 	defer s.workers.Done()
 	deliveries := s.ds.Deliveries()
 	for {
-		s.idle.Add(1)
-		var d driver.Delivery
-		var ok, retried bool
 		select {
-		case d, ok = <-deliveries:
-		case d, ok = <-s.retry: // nil channel when the transport acks
-			retried = true
-		}
-		if s.idle.Add(-1) == 0 && ok {
-			s.grow() // nobody is left waiting for the next event
-		}
-		switch {
-		case !ok && retried:
-			s.active.Add(-1)
-			return
-		case !ok:
-			if s.retry == nil {
-				s.active.Add(-1)
+		case d, ok := <-deliveries:
+			if !ok {
+				if s.retry == nil {
+					return
+				}
+				deliveries = nil
+				s.rmu.Lock()
+				s.deliveriesDone = true
+				s.closeRetryLocked()
+				s.rmu.Unlock()
+				continue
+			}
+			s.handle(d)
+		case d, ok := <-s.retry: // nil channel when the transport acks
+			if !ok {
 				return
 			}
-			deliveries = nil
-			s.rmu.Lock()
-			s.deliveriesDone = true
-			s.closeRetryLocked()
-			s.rmu.Unlock()
-			continue
-		}
-		s.handle(d)
-		if retried {
+			s.handle(d)
 			s.rmu.Lock()
 			s.pending--
 			s.closeRetryLocked()
 			s.rmu.Unlock()
-		}
-		if !keep && s.idle.Load() >= 2 {
-			s.active.Add(-1)
-			return
 		}
 	}
 }
