@@ -31,6 +31,7 @@ type EventBus struct {
 	subs       map[*Subscription]struct{}
 
 	publishFn atomic.Pointer[PublishFunc]
+	lastType  atomic.Pointer[EventType] // the last valid type published
 
 	closed       atomic.Bool
 	publishing   atomic.Int64
@@ -208,8 +209,12 @@ func (b *EventBus) prepare(e *Event) error {
 	if e == nil {
 		return fmt.Errorf("%w: nil event", ErrInvalidEvent)
 	}
-	if err := e.Type.Validate(); err != nil {
-		return err
+	if last := b.lastType.Load(); last == nil || *last != e.Type {
+		if err := e.Type.Validate(); err != nil {
+			return err
+		}
+		t := e.Type
+		b.lastType.Store(&t) // most publishers repeat a type: validate it once
 	}
 	if e.ID == "" {
 		e.ID = NewID()

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"maps"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -144,11 +143,7 @@ func (e *Event) Decode(v any) error {
 // The ID: a UUIDv7, 48 bits of Unix milliseconds, then a 12-bit counter that
 // keeps IDs from one process strictly increasing within a millisecond, then
 // 62 random bits.
-var idState struct {
-	sync.Mutex
-	ms  uint64
-	seq uint64
-}
+var idClock atomic.Uint64 // the last ID's ms<<12 | sequence
 
 // NewID returns a new event ID: a UUIDv7 string that sorts by creation time
 // (and by creation order within one process).
@@ -160,20 +155,18 @@ func NewID() string {
 
 // putID writes a new ID, made at now, into s.
 func putID(s *[36]byte, now time.Time) {
-	ms := uint64(now.UnixMilli())
-	idState.Lock()
-	if ms <= idState.ms {
-		idState.seq++
-		if idState.seq > 0xfff {
-			idState.ms++
-			idState.seq = 0
+	// The clock moves to now, or one step past the last ID when that is not
+	// behind now; a full sequence carries into the next millisecond.
+	next := uint64(now.UnixMilli()) << 12
+	for {
+		last := idClock.Load()
+		v := max(next, last+1)
+		if idClock.CompareAndSwap(last, v) {
+			next = v
+			break
 		}
-		ms = idState.ms
-	} else {
-		idState.ms, idState.seq = ms, 0
 	}
-	seq := idState.seq
-	idState.Unlock()
+	ms, seq := next>>12, next&0xfff
 
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[0:8], ms<<16|0x7000|seq)
