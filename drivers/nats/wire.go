@@ -73,16 +73,34 @@ func encodeMessage(subject string, m *driver.Message) *natsgo.Msg {
 		h.Set(HeaderContentType, m.ContentType)
 	}
 	for k, v := range m.Metadata {
+		if plainHeaders[k] && headerSafe(v) {
+			// Trace context goes as it is, as W3C propagators write and read
+			// it: baggage is percent-encoded already.
+			h.Set(k, v)
+			continue
+		}
 		h.Set(metadataHeader(k), escapeValue(v))
 	}
 	return &natsgo.Msg{Subject: subject, Header: h, Data: m.Data}
 }
 
-// metadataHeader is the header name metadata key k travels under.
+// headerSafe reports whether v survives as a header value unchanged:
+// printable ASCII, without the leading or trailing spaces header parsing
+// trims.
+func headerSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return len(v) == 0 || v[0] != ' ' && v[len(v)-1] != ' '
+}
+
+// metadataHeader is the header name metadata key k travels under, with its
+// value percent-encoded. (Trace context with a header-safe value travels
+// under its own name, unencoded.)
 func metadataHeader(k string) string {
 	switch {
-	case plainHeaders[k]:
-		return k
 	case isExtensionName(k):
 		return "ce-" + k
 	default:
