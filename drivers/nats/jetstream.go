@@ -105,9 +105,21 @@ func covers(wide, narrow string) bool {
 	return len(w) == len(n)
 }
 
-// msgID is the Nats-Msg-Id of m: its type and ID, since a dead letter reuses
-// the ID of the event it stands for under another type.
-func msgID(m *driver.Message) string { return m.Type + ":" + m.ID }
+// deadLetterPrefix starts the type of every dead letter
+// (gossip.DeadLetterType).
+const deadLetterPrefix = "dead_letter."
+
+// jsMessage is m as a JetStream message on its subject. An event carries
+// Nats-Msg-Id "<type>:<id>", so that JetStream drops a retried publish. A
+// dead letter carries none: each subscription that gives up on an event
+// publishes its own, with the event's type and ID, and each must be kept.
+func (c *Conn) jsMessage(m *driver.Message) *natsgo.Msg {
+	msg := encodeMessage(c.Subject(m.Type), m)
+	if !strings.HasPrefix(m.Type, deadLetterPrefix) {
+		msg.Header.Set(HeaderMsgID, m.Type+":"+m.ID)
+	}
+	return msg
+}
 
 func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	if err := c.ensureStream(ctx); err != nil {
@@ -115,7 +127,7 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	}
 	if len(msgs) == 1 {
 		m := msgs[0]
-		if _, err := c.js.PublishMsg(ctx, encodeMessage(c.Subject(m.Type), m), jetstream.WithMsgID(msgID(m))); err != nil {
+		if _, err := c.js.PublishMsg(ctx, c.jsMessage(m)); err != nil {
 			return c.publishError(ctx, m, err)
 		}
 		return nil
@@ -126,7 +138,7 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := c.js.PublishMsgAsync(encodeMessage(c.Subject(m.Type), m), jetstream.WithMsgID(msgID(m)), jetstream.WithStallWait(stall))
+		f, err := c.js.PublishMsgAsync(c.jsMessage(m), jetstream.WithStallWait(stall))
 		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
