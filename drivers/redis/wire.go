@@ -191,14 +191,14 @@ func encodeStructured(m *driver.Message) ([]byte, error) {
 		}
 	}
 	for k, v := range m.Metadata {
-		switch k {
-		case "traceparent":
+		switch {
+		case k == "traceparent" && v != "":
 			ce.TraceParent = v
-		case "tracestate":
+		case k == "tracestate" && v != "":
 			ce.TraceState = v
-		case "baggage":
+		case k == "baggage" && v != "":
 			ce.Baggage = v
-		default:
+		default: // an empty trace value too: the attribute would omit it
 			if ce.Metadata == nil {
 				ce.Metadata = make(map[string]string, len(m.Metadata))
 			}
