@@ -34,6 +34,7 @@ type EventBus struct {
 	lastType  atomic.Pointer[EventType] // the last valid type published
 
 	closed       atomic.Bool
+	drained      atomic.Bool // Shutdown has seen every handler return
 	publishing   atomic.Int64
 	publishDone  chan struct{} // signalled when publishing drops to 0 after close
 	shutdownOnce sync.Once
@@ -136,8 +137,8 @@ func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
 	}
 	b.publishing.Add(1)
 	defer b.publishEnded()
-	if b.closed.Load() {
-		return ErrClosed
+	if b.closed.Load() && (b.drained.Load() || ctx.Value(handlerKey{}) != b) {
+		return ErrClosed // handlers still finishing during Shutdown may publish
 	}
 	return (*b.publishFn.Load())(ctx, events)
 }
@@ -322,7 +323,7 @@ func (b *EventBus) forget(s *Subscription) {
 
 // Shutdown stops the bus gracefully: new publishes and subscriptions fail
 // with ErrClosed; subscriptions stop fetching; in-flight handlers finish and
-// ack, and events already buffered in memory are handled; what remains
+// ack (and may still publish with the ctx they were given, to chain events), and events already buffered in memory are handled; what remains
 // unacknowledged stays on a durable transport for the next consumer. Then
 // the transport connection closes. If ctx ends first, handler contexts are
 // cancelled and Shutdown returns ctx's error. Shutdown is idempotent: later
@@ -362,6 +363,7 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 			break
 		}
 	}
+	b.drained.Store(true)
 	// Wait for publishes (and Subscribe calls) already under way.
 	for b.publishing.Load() > 0 && len(errs) == 0 {
 		select {

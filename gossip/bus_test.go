@@ -274,3 +274,27 @@ func TestSubscribeManyAndGroupsOfPatterns(t *testing.T) {
 	_, err = b.SubscribeMany([]gossip.EventType{"ok.type", "bad..type"}, func(ctx context.Context, e *gossip.Event) error { return nil })
 	require.ErrorIs(t, err, gossip.ErrInvalidEventType)
 }
+
+// A wildcard handler that fails on everything sees the event and its dead
+// letter, and no dead letter of the dead letter: nothing nests without end.
+func TestDeadLetterIsNotDeadLetteredAgain(t *testing.T) {
+	b := newBus(t, &gossip.Config{RetryBackoff: time.Millisecond})
+	seen := make(chan gossip.EventType, 100)
+	_, err := b.Subscribe(">", func(ctx context.Context, e *gossip.Event) error {
+		seen <- e.Type
+		if e.Type == "m.marker" {
+			return nil
+		}
+		return gossip.Permanent(errors.New("no"))
+	}, gossip.Workers(1))
+	require.NoError(t, err)
+	require.NoError(t, b.Publish(context.Background(), gossip.NewEvent("a.b", 1)))
+	assert.Equal(t, gossip.EventType("a.b"), waitFor(t, seen))
+	assert.Equal(t, gossip.DeadLetterType("", "a.b"), waitFor(t, seen))
+	// One worker: once the marker is handled, a nested dead letter would have been too.
+	require.NoError(t, b.Publish(context.Background(), gossip.NewEvent("m.marker", 1)))
+	for typ := waitFor(t, seen); typ != "m.marker"; typ = waitFor(t, seen) {
+		assert.NotContains(t, string(typ), "dead_letter._.dead_letter", "a dead letter was dead-lettered again")
+	}
+	assert.Empty(t, seen)
+}

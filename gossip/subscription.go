@@ -6,11 +6,16 @@ import (
 	"maps"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
+
+// handlerKey marks the contexts handlers run with, by the bus running them:
+// a handler may publish (chain an event) while its bus shuts down.
+type handlerKey struct{}
 
 // Subscription is a live subscription made by EventBus.Subscribe.
 type Subscription struct {
@@ -40,7 +45,7 @@ type Subscription struct {
 }
 
 func newSubscription(b *EventBus, pattern EventType, sc subscribeConfig, h Handler, ds driver.Subscription) *Subscription {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), handlerKey{}, b))
 	s := &Subscription{
 		bus: b, pattern: pattern, cfg: sc, handler: h, ds: ds,
 		ctx: ctx, cancel: cancel,
@@ -258,6 +263,15 @@ func (s *Subscription) backoff(attempt int) time.Duration {
 // published the delivery is nacked instead, so nothing is lost.
 func (s *Subscription) deadLetter(d driver.Delivery, reason error) {
 	m := d.Message
+	if strings.HasPrefix(m.Type, DeadLetterPrefix+".") {
+		// A dead letter a handler (of a wildcard, say) gave up on is not
+		// dead-lettered again: that would nest dead_letter.dead_letter...
+		// without end. It is stored already; say so and let it go.
+		s.bus.logger.Error("gossip: handler failed on a dead letter; it stays where it was published",
+			"id", m.ID, "type", m.Type, "group", s.cfg.group, "deliveries", d.Attempt, "error", reason)
+		s.ack(d)
+		return
+	}
 	orig := m.Type
 	if driver.ValidateType(orig) != nil {
 		orig = "unknown"

@@ -776,9 +776,14 @@ func (s *suite) testShutdownWaits(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var finished atomic.Bool
+	chained := newSink()
+	e.subscribe(pub, e.typ("inflight.chained"), chained.handler)
+	chainErr := make(chan error, 1)
 	e.subscribe(sub, e.typ("inflight"), func(ctx context.Context, ev *gossip.Event) error {
 		close(entered)
 		<-release
+		// A handler finishing during Shutdown may still chain an event.
+		chainErr <- sub.Publish(ctx, gossip.NewEvent(e.typ("inflight.chained"), ev.ID))
 		finished.Store(true)
 		return nil
 	}, e.groupOpts("inflight", gossip.Workers(1))...)
@@ -795,6 +800,10 @@ func (s *suite) testShutdownWaits(t *testing.T) {
 	close(release)
 	require.NoError(t, waitChan(t, done, s.h.Timeout, "Shutdown"))
 	assert.True(t, finished.Load(), "the in-flight handler finished before Shutdown returned")
+	require.NoError(t, waitChan(t, chainErr, s.h.Timeout, "the handler's Publish"), "a handler may publish while its bus shuts down")
+	chained.waitDistinct(t, 1, s.h.Timeout)
+	require.ErrorIs(t, sub.Publish(context.Background(), gossip.NewEvent(e.typ("inflight.chained"), 2)), gossip.ErrClosed,
+		"after Shutdown, publishing with a handler's ctx or any other fails")
 
 	if s.h.Durable {
 		// It was acked: the group's next member does not see it again.
