@@ -378,6 +378,7 @@ type conn struct {
 	known   sync.Map // event type → time registered
 	closing chan struct{}
 	bg      sync.WaitGroup // every goroutine of every subscription
+	pipe    pipeliner      // sends Publish's commands
 }
 
 type subscription interface {
@@ -393,6 +394,7 @@ func newConn(ctx context.Context, client goredis.UniversalClient, o options, own
 		subs:    map[subscription]struct{}{},
 		closing: make(chan struct{}),
 	}
+	c.pipe.client = client
 	if _, single := client.(*goredis.Client); !single {
 		c.perStream = true
 	}
@@ -453,6 +455,10 @@ return 0`)
 // persistence).
 const registerEvery = time.Minute
 
+// Publish sends msgs in one round trip: one XADD each (Streams; plus, for
+// each type, XTRIM with MaxAge and the type's registration now and then) or
+// one PUBLISH each (Pub/Sub). Concurrent calls share pipelines (see
+// pipeliner); each returns once its own commands were answered.
 func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -463,43 +469,44 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if closed {
 		return errors.New("redis: publish on a closed connection")
 	}
-	if c.opts.mode == PubSub {
-		return c.publishPubSub(ctx, msgs)
-	}
-	pipe := c.client.Pipeline()
-	cmds := make([]goredis.Cmder, 0, len(msgs)+2)
-	now := time.Now()
+	// The commands are queued on a pipeline of their own only to build
+	// them; c.pipe sends them.
+	build := c.client.Pipeline()
 	var newTypes []string
-	seen := map[string]bool{}
-	for _, m := range msgs {
-		args := &goredis.XAddArgs{Stream: c.streamKey(m.Type), Values: streamValues(m)}
-		if c.opts.maxLen > 0 {
-			args.MaxLen, args.Approx = c.opts.maxLen, true
+	now := time.Now()
+	if c.opts.mode == PubSub {
+		for _, m := range msgs {
+			payload, err := encodeStructured(m)
+			if err != nil {
+				return fmt.Errorf("redis: encode %s: %w", m.ID, err)
+			}
+			build.Publish(ctx, c.pubsubChannel(m.Type), payload)
 		}
-		cmds = append(cmds, pipe.XAdd(ctx, args))
-		if seen[m.Type] {
-			continue
-		}
-		seen[m.Type] = true
-		if c.opts.maxAge > 0 {
-			minID := strconv.FormatInt(now.Add(-c.opts.maxAge).UnixMilli(), 10)
-			cmds = append(cmds, pipe.XTrimMinIDApprox(ctx, c.streamKey(m.Type), minID, 0))
-		}
-		if at, ok := c.known.Load(m.Type); !ok || now.Sub(at.(time.Time)) > registerEvery {
-			newTypes = append(newTypes, m.Type)
-			cmds = append(cmds, registerScript.Eval(ctx, pipe, []string{c.typesKey()}, m.Type, c.typesChannel()))
+	} else {
+		for i, m := range msgs {
+			args := &goredis.XAddArgs{Stream: c.streamKey(m.Type), Values: streamValues(m)}
+			if c.opts.maxLen > 0 {
+				args.MaxLen, args.Approx = c.opts.maxLen, true
+			}
+			build.XAdd(ctx, args)
+			if seenBefore(msgs[:i], m.Type) {
+				continue
+			}
+			if c.opts.maxAge > 0 {
+				minID := strconv.FormatInt(now.Add(-c.opts.maxAge).UnixMilli(), 10)
+				build.XTrimMinIDApprox(ctx, c.streamKey(m.Type), minID, 0)
+			}
+			if at, ok := c.known.Load(m.Type); !ok || now.Sub(at.(time.Time)) > registerEvery {
+				newTypes = append(newTypes, m.Type)
+				registerScript.Eval(ctx, build, []string{c.typesKey()}, m.Type, c.typesChannel())
+			}
 		}
 	}
-	_, err := pipe.Exec(ctx)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
+	cmds := build.Cmds()
+	if err := c.pipe.do(ctx, cmds); err != nil {
+		return err
 	}
-	for _, cmd := range cmds {
-		if cerr := cmd.Err(); cerr != nil && !errors.Is(cerr, goredis.Nil) {
-			return fmt.Errorf("redis: publish: %s: %w", cmd.Name(), cerr)
-		}
-	}
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	if err := cmdsErr(cmds); err != nil {
 		return fmt.Errorf("redis: publish: %w", err)
 	}
 	for _, t := range newTypes {
@@ -508,29 +515,15 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	return nil
 }
 
-func (c *conn) publishPubSub(ctx context.Context, msgs []*driver.Message) error {
-	pipe := c.client.Pipeline()
-	cmds := make([]*goredis.IntCmd, len(msgs))
-	for i, m := range msgs {
-		payload, err := encodeStructured(m)
-		if err != nil {
-			return fmt.Errorf("redis: encode %s: %w", m.ID, err)
-		}
-		cmds[i] = pipe.Publish(ctx, c.pubsubChannel(m.Type), payload)
-	}
-	_, err := pipe.Exec(ctx)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	for _, cmd := range cmds {
-		if cerr := cmd.Err(); cerr != nil {
-			return fmt.Errorf("redis: publish: %w", cerr)
+// seenBefore reports whether one of msgs has type t (a linear scan: batches
+// are short and mostly of one type).
+func seenBefore(msgs []*driver.Message, t string) bool {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Type == t {
+			return true
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("redis: publish: %w", err)
-	}
-	return nil
+	return false
 }
 
 func (c *conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {

@@ -72,7 +72,13 @@ type flight struct {
 	attempt int
 }
 
-func (f *flight) key() string { return f.st.key + "\x00" + f.id }
+// flightKey identifies an entry in flight (without allocating).
+type flightKey struct {
+	st *stream
+	id string
+}
+
+func (f *flight) key() flightKey { return flightKey{f.st, f.id} }
 
 // streamSub is a Streams-mode subscription: a broadcast listener (XREAD) or
 // a group member (XREADGROUP), on one type or on every type a pattern
@@ -101,9 +107,14 @@ type streamSub struct {
 	stopped  bool
 	streams  map[string]*stream // by event type
 	readers  []*reader
-	inflight map[string]*flight
+	inflight map[flightKey]*flight
 	timers   map[*time.Timer]*flight
 	lastWarn time.Time
+
+	// Acks waiting for their XACK (see groupSub.Ack).
+	ackMu  sync.Mutex
+	acking bool      // a worker is sending XACKs
+	acks   []*flight // acked, XACK not sent yet
 }
 
 // groupSub is a group member: it acknowledges.
@@ -121,7 +132,7 @@ func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, 
 		sendersDone: make(chan struct{}),
 		idle:        make(chan struct{}, 1),
 		streams:     map[string]*stream{},
-		inflight:    map[string]*flight{},
+		inflight:    map[flightKey]*flight{},
 		timers:      map[*time.Timer]*flight{},
 	}
 	if spec.Group != "" {
@@ -948,19 +959,101 @@ func (s *streamSub) token(d driver.Delivery) (*flight, error) {
 	return f, nil
 }
 
-// Ack acknowledges the entry (XACK).
+// Ack acknowledges the entry. Acks are coalesced: the entry joins the
+// queue of acked entries and, if no XACK is under way, the caller sends the
+// queue (one XACK per stream with every queued ID, pipelined across
+// streams) and keeps sending what other workers queued meanwhile until the
+// queue is empty. So a worker that finds an XACK under way returns at once,
+// and a busy subscription sends one XACK per round trip rather than one per
+// event. Whoever sends an entry's XACK waits for its reply, so when the
+// subscription's workers have returned (gossip's Shutdown waits for them
+// before it closes the connection) every ack was sent. The entry is kept
+// alive (in flight) until its XACK is answered. Ack's error is that of
+// the XACKs its caller sent; later failures are logged: an XACK that fails
+// leaves the entry pending, and it is delivered again after AckWait.
 func (g groupSub) Ack(ctx context.Context, d driver.Delivery) error {
 	f, err := g.token(d)
 	if err != nil {
 		return err
 	}
-	// Whatever happens, the entry is no longer kept alive by us: if XACK
-	// failed, it is taken over (by this member too) after AckWait.
-	defer g.land(f)
-	if err := g.c.client.XAck(ctx, f.st.key, g.group, f.id).Err(); err != nil {
-		return fmt.Errorf("redis: XACK %s %s: %w", f.st.key, f.id, err)
+	s := g.streamSub
+	s.ackMu.Lock()
+	s.acks = append(s.acks, f)
+	if s.acking {
+		s.ackMu.Unlock()
+		return nil
+	}
+	s.acking = true
+	s.ackMu.Unlock()
+	ctx = context.WithoutCancel(ctx) // others' acks ride along
+	var first error
+	for {
+		s.ackMu.Lock()
+		batch := s.acks
+		s.acks = nil
+		if len(batch) == 0 {
+			s.acking = false
+			s.ackMu.Unlock()
+			return first
+		}
+		s.ackMu.Unlock()
+		if err := s.xack(ctx, batch); err != nil {
+			if first == nil {
+				first = err
+			} else {
+				s.warn("XACK failed; the entries are delivered again after AckWait", err)
+			}
+		}
+	}
+}
+
+// xack acknowledges fs: one XACK per stream, in one round trip. Whatever
+// happens, the entries are no longer kept alive by us: if XACK failed, they
+// are taken over (by this member too) after AckWait.
+func (s *streamSub) xack(ctx context.Context, fs []*flight) error {
+	defer s.land(fs...)
+	st := fs[0].st
+	one := true
+	for _, f := range fs[1:] {
+		if f.st != st {
+			one = false
+			break
+		}
+	}
+	if one {
+		if err := s.c.client.XAck(ctx, st.key, s.group, flightIDs(fs)...).Err(); err != nil {
+			return fmt.Errorf("redis: XACK %s (%d entries): %w", st.key, len(fs), err)
+		}
+		return nil
+	}
+	byStream := map[*stream][]*flight{}
+	var order []*stream
+	for _, f := range fs {
+		if byStream[f.st] == nil {
+			order = append(order, f.st)
+		}
+		byStream[f.st] = append(byStream[f.st], f)
+	}
+	pipe := s.c.client.Pipeline()
+	for _, st := range order {
+		pipe.XAck(ctx, st.key, s.group, flightIDs(byStream[st])...)
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err != nil {
+		if cerr := cmdsErr(cmds); cerr != nil {
+			err = cerr
+		}
+		return fmt.Errorf("redis: XACK (%d entries): %w", len(fs), err)
 	}
 	return nil
+}
+
+func flightIDs(fs []*flight) []string {
+	ids := make([]string, len(fs))
+	for i, f := range fs {
+		ids[i] = f.id
+	}
+	return ids
 }
 
 // Nack redelivers the entry to this subscription after delay: it stays
