@@ -11,13 +11,18 @@ import (
 )
 
 // publishCore sends msgs on plain subjects, then flushes: when Publish
-// returns the server has read them. Core NATS stores nothing, so an event
-// no subscriber is listening for is gone (at-most-once).
+// returns the server has read them. With AsyncFlush it returns once nats.go
+// has taken them (its flusher writes them out at once; Close flushes what
+// is left). Core NATS stores nothing: an event no subscriber is listening
+// for is gone (at-most-once).
 func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 	for _, m := range msgs {
-		if err := c.nc.PublishMsg(encodeMessage(c.Subject(m.Type), m)); err != nil {
+		if err := c.nc.PublishMsg(encodeMessage(c.Subject(m.Type), m, "")); err != nil {
 			return c.publishError(ctx, m, err)
 		}
+	}
+	if c.cfg.asyncFlush {
+		return nil
 	}
 	fctx, cancel := flushContext(ctx)
 	defer cancel()

@@ -26,21 +26,25 @@
 // broadcast listener is an ephemeral consumer created when Subscribe is
 // called, so it sees every event published after Subscribe returns. The
 // driver fetches no more than gossip.Config.BufferSize deliveries ahead of
-// the handlers, acknowledges after the handler returns nil, naks with
+// the handlers, acknowledges after the handler returns nil (without waiting
+// for the server's reply unless ack=sync; Close flushes), naks with
 // gossip's backoff after an error, and tells the server a delivery is still
 // in progress while a slow handler holds it past half of
 // gossip.Config.AckWait. The consumer never drops a message on its own
 // (MaxDeliver -1): gossip counts the attempts and dead-letters.
 //
 // Each event carries Nats-Msg-Id "<type>:<id>", so a retried publish within
-// the stream's duplicate window is stored once. A batch Publish goes out
-// asynchronously and returns once every PubAck is in.
+// the stream's duplicate window is stored once. Publish sends asynchronously
+// and returns once every PubAck of its events is in; concurrent callers share
+// the connection's writes, each waiting for its own PubAcks.
 //
 // # Core mode
 //
 // With mode=core events travel on plain subjects, groups are queue groups
 // and nothing is stored: at-most-once, failed events are redelivered in
-// process, and an event published while a group is away is gone.
+// process, and an event published while a group is away is gone. Publish
+// flushes (the server has read the events when it returns); with
+// flush=async it returns once nats.go has taken them.
 //
 // # Wire format
 //

@@ -114,46 +114,60 @@ const deadLetterPrefix = "dead_letter."
 // dead letter carries none: each subscription that gives up on an event
 // publishes its own, with the event's type and ID, and each must be kept.
 func (c *Conn) jsMessage(m *driver.Message) *natsgo.Msg {
-	msg := encodeMessage(c.Subject(m.Type), m)
+	var msgID string
 	if !strings.HasPrefix(m.Type, deadLetterPrefix) {
-		msg.Header.Set(HeaderMsgID, m.Type+":"+m.ID)
+		msgID = m.Type + ":" + m.ID
 	}
-	return msg
+	return encodeMessage(c.Subject(m.Type), m, msgID)
 }
 
+// publishJS sends every message with an asynchronous publish, then waits
+// for each one's PubAck: a batch costs one round trip, and concurrent
+// callers' messages share nats.go's writes while each waits for its own
+// PubAck (no timer, no waiting for other callers).
 func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	if err := c.ensureStream(ctx); err != nil {
 		return err
-	}
-	if len(msgs) == 1 {
-		m := msgs[0]
-		if _, err := c.js.PublishMsg(ctx, c.jsMessage(m)); err != nil {
-			return c.publishError(ctx, m, err)
-		}
-		return nil
 	}
 	stall := ackTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		stall = max(time.Until(dl), time.Millisecond)
 	}
+	opt := jetstream.WithStallWait(stall)
+	if len(msgs) == 1 {
+		f, err := c.js.PublishMsgAsync(c.jsMessage(msgs[0]), opt)
+		if err != nil {
+			return c.publishError(ctx, msgs[0], err)
+		}
+		return c.pubAck(ctx, f, msgs[0])
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := c.js.PublishMsgAsync(c.jsMessage(m), jetstream.WithStallWait(stall))
+		f, err := c.js.PublishMsgAsync(c.jsMessage(m), opt)
 		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
 		futures = append(futures, f)
 	}
 	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return c.publishError(ctx, msgs[i], err)
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := c.pubAck(ctx, f, msgs[i]); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// pubAck waits for the PubAck of m (jetstream's publish timeout bounds the
+// wait when ctx has no deadline).
+func (c *Conn) pubAck(ctx context.Context, f jetstream.PubAckFuture, m *driver.Message) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return c.publishError(ctx, m, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) error {
@@ -374,7 +388,7 @@ func (s *jsSub) hand(msg jetstream.Msg) {
 }
 
 func (s *jsSub) delivery(msg jetstream.Msg) driver.Delivery {
-	m, err := decodeMessage(s.c.eventType(msg.Subject()), natsMsg(msg))
+	m, err := decode(s.c.eventType(msg.Subject()), msg.Headers(), msg.Data())
 	d := driver.Delivery{Message: m, Err: err, Attempt: 1, Token: msg}
 	if md, merr := msg.Metadata(); merr == nil {
 		d.Attempt = int(md.NumDelivered)
@@ -465,15 +479,16 @@ func (s *jsSub) release(ctx context.Context) {
 	})
 }
 
-// Ack acknowledges the delivery; unless AsyncAck is set it waits for the
-// server to confirm.
+// Ack acknowledges the delivery. By default it sends the ack without
+// waiting for a reply (Conn.Close flushes acks still buffered); with SyncAck
+// it waits for the server to confirm.
 func (s *jsSub) Ack(ctx context.Context, d driver.Delivery) error {
 	msg, ok := d.Token.(jetstream.Msg)
 	if !ok {
 		return fmt.Errorf("nats: Ack of a delivery this subscription did not make")
 	}
 	defer s.settled(msg)
-	if s.c.cfg.asyncAck {
+	if !s.c.cfg.syncAck {
 		return msg.Ack()
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -520,9 +535,4 @@ func (s *jsSub) shutdown(ctx context.Context) {
 		s.release(ctx)
 	case <-ctx.Done():
 	}
-}
-
-// natsMsg is msg as a plain NATS message, for decoding.
-func natsMsg(msg jetstream.Msg) *natsgo.Msg {
-	return &natsgo.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
 }

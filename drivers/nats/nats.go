@@ -63,7 +63,8 @@ type config struct {
 	duplicates        time.Duration
 	maxAckPending     int
 	inactiveThreshold time.Duration
-	asyncAck          bool
+	syncAck           bool // DoubleAck each delivery (ack=sync)
+	asyncFlush        bool // core mode: no flush per Publish (flush=async)
 	natsOptions       []natsgo.Option
 	logger            *slog.Logger
 }
@@ -138,10 +139,28 @@ func MaxAckPending(n int) Option { return func(c *config) { c.maxAckPending = n 
 // URL: "inactive_threshold".
 func InactiveThreshold(d time.Duration) Option { return func(c *config) { c.inactiveThreshold = d } }
 
-// AsyncAck makes Ack fire and forget instead of waiting for the server to
-// confirm it (the default waits: a lost ack would mean a redelivery). Faster;
-// an ack lost in a disconnect redelivers the event. URL: "ack=async".
-func AsyncAck() Option { return func(c *config) { c.asyncAck = true } }
+// SyncAck makes Ack wait for the server to confirm each acknowledgement
+// (JetStream's double ack: a round trip per event). By default an ack is
+// sent without waiting for a reply, as nats.go's Ack does, and the pending
+// acks are flushed to the server before Close returns: an ack lost on the
+// way (a broken connection, a crash) means a redelivery, which
+// at-least-once allows. URL: "ack=sync".
+func SyncAck() Option { return func(c *config) { c.syncAck = true } }
+
+// AsyncAck sends acks without waiting for the server's confirmation: the
+// default. It undoes SyncAck. URL: "ack=async".
+func AsyncAck() Option { return func(c *config) { c.syncAck = false } }
+
+// AsyncFlush makes a core-mode Publish return once nats.go has taken the
+// events, without waiting for the server to read them (a PING/PONG round
+// trip per call, the default). nats.go writes them out at once and Close
+// flushes what is left, but an event can still be in the client when
+// Publish returns: a subscription made right after, from another
+// connection, may see it, and a process that dies loses it. Core mode is
+// at-most-once either way; this trades the "the server has it" point for
+// the raw client's speed. JetStream mode always waits for the PubAck.
+// URL: "flush=async".
+func AsyncFlush() Option { return func(c *config) { c.asyncFlush = true } }
 
 // NATSOptions are passed to nats.Connect when the driver opens the
 // connection itself (Open). Use them for NKeys, credentials, TLS and
@@ -154,9 +173,10 @@ func NATSOptions(opts ...natsgo.Option) Option {
 // "nats://[user:pass@|token@]host:port[,host:port...][?param=value&...]".
 // Parameters: mode (jetstream|core), prefix (alias stream_prefix), stream,
 // create_stream, replicas, storage (file|memory), max_age, max_bytes,
-// max_msgs, duplicates, max_ack_pending, inactive_threshold, ack (sync|async),
-// name (the client name), creds (a credentials file), nkey (an NKey seed
-// file), tls_ca, tls_cert, tls_key (PEM files). It honours ctx's deadline.
+// max_msgs, duplicates, max_ack_pending, inactive_threshold, ack
+// (async|sync), flush (sync|async, core mode), name (the client name), creds
+// (a credentials file), nkey (an NKey seed file), tls_ca, tls_cert, tls_key
+// (PEM files). It honours ctx's deadline.
 func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
 	return open(ctx, dsn, opts)
 }
@@ -341,14 +361,19 @@ func parseURL(dsn string, cfg *config) (servers, name string, err error) {
 				return "", "", bad(k, err)
 			}
 			cfg.maxAckPending = n
-		case "ack":
+		case "ack", "flush":
+			var isSync bool
 			switch v {
 			case "sync":
-				cfg.asyncAck = false
+				isSync = true
 			case "async":
-				cfg.asyncAck = true
 			default:
 				return "", "", bad(k, errors.New("want sync or async"))
+			}
+			if k == "ack" {
+				cfg.syncAck = isSync
+			} else {
+				cfg.asyncFlush = !isSync
 			}
 		case "name":
 			name = v
@@ -367,7 +392,7 @@ func parseURL(dsn string, cfg *config) (servers, name string, err error) {
 		case "tls_key":
 			tlsKey = v
 		default:
-			return "", "", fmt.Errorf("%w %q: unknown parameter %q (known: mode, prefix, stream, create_stream, replicas, storage, max_age, max_bytes, max_msgs, duplicates, max_ack_pending, inactive_threshold, ack, name, creds, nkey, tls_ca, tls_cert, tls_key)",
+			return "", "", fmt.Errorf("%w %q: unknown parameter %q (known: mode, prefix, stream, create_stream, replicas, storage, max_age, max_bytes, max_msgs, duplicates, max_ack_pending, inactive_threshold, ack, flush, name, creds, nkey, tls_ca, tls_cert, tls_key)",
 				ErrBadURL, redactServers(servers), k)
 		}
 	}
@@ -484,7 +509,8 @@ func (c *Conn) eventType(subject string) string {
 }
 
 // Publish sends msgs and returns once the server holds them: a JetStream
-// PubAck for each in JetStream mode, a flush in core mode.
+// PubAck for each in JetStream mode, a flush in core mode (with AsyncFlush,
+// once nats.go has taken them).
 func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err

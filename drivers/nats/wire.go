@@ -59,27 +59,39 @@ func isExtensionName(k string) bool {
 }
 
 // encodeMessage turns m into a NATS message on subject, CloudEvents binary
-// mode: attributes and metadata in headers, data in the body.
-func encodeMessage(subject string, m *driver.Message) *natsgo.Msg {
-	h := make(natsgo.Header, 6+len(m.Metadata))
-	h.Set(HeaderSpecVersion, "1.0")
-	h.Set(HeaderID, m.ID)
-	h.Set(HeaderType, m.Type)
-	h.Set(HeaderSource, escapeValue(m.Source))
+// mode: attributes and metadata in headers, data in the body. A msgID that
+// is not empty goes as Nats-Msg-Id.
+func encodeMessage(subject string, m *driver.Message, msgID string) *natsgo.Msg {
+	n := 7 + len(m.Metadata)
+	h := make(natsgo.Header, n)
+	// One backing array for every header's value, instead of one slice per
+	// header as Header.Set makes.
+	vals := make([]string, 0, n)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(HeaderSpecVersion, "1.0")
+	set(HeaderID, m.ID)
+	set(HeaderType, m.Type)
+	set(HeaderSource, escapeValue(m.Source))
 	if !m.Time.IsZero() {
-		h.Set(HeaderTime, m.Time.UTC().Format(time.RFC3339Nano))
+		set(HeaderTime, m.Time.UTC().Format(time.RFC3339Nano))
 	}
 	if m.ContentType != "" {
-		h.Set(HeaderContentType, m.ContentType)
+		set(HeaderContentType, m.ContentType)
 	}
 	for k, v := range m.Metadata {
 		if plainHeaders[k] && headerSafe(v) {
 			// Trace context goes as it is, as W3C propagators write and read
 			// it: baggage is percent-encoded already.
-			h.Set(k, v)
+			set(k, v)
 			continue
 		}
-		h.Set(metadataHeader(k), escapeValue(v))
+		set(metadataHeader(k), escapeValue(v))
+	}
+	if msgID != "" {
+		set(HeaderMsgID, msgID)
 	}
 	return &natsgo.Msg{Subject: subject, Header: h, Data: m.Data}
 }
@@ -114,21 +126,25 @@ func metadataHeader(k string) string {
 // still filled with what could be read.
 // decodeMessage reads msg; an error wraps driver.ErrUnreadable.
 func decodeMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
-	m, err := readMessage(typ, msg)
+	return decode(typ, msg.Header, msg.Data)
+}
+
+// decode is decodeMessage of a message's headers and body.
+func decode(typ string, h natsgo.Header, data []byte) (*driver.Message, error) {
+	m, err := readMessage(typ, h, data)
 	if err != nil {
 		err = fmt.Errorf("%w: %w", driver.ErrUnreadable, err)
 	}
 	return m, err
 }
 
-func readMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
-	m := &driver.Message{Type: typ, Data: msg.Data, Metadata: map[string]string{}}
+func readMessage(typ string, h natsgo.Header, data []byte) (*driver.Message, error) {
+	m := &driver.Message{Type: typ, Data: data}
 	if m.Data == nil {
 		m.Data = []byte{}
 	}
-	h := msg.Header
 	if ct := h.Get(HeaderContentType); strings.HasPrefix(strings.ToLower(ct), ceStructured) && h.Get(HeaderSpecVersion) == "" {
-		return decodeStructured(m, msg)
+		return decodeStructured(m, h, data)
 	}
 	var errs []error
 	for name, vs := range h {
@@ -162,15 +178,15 @@ func readMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
 				errs = append(errs, fmt.Errorf("bad metadata header %q: %v", name, err))
 				k = name
 			}
-			m.Metadata[k] = unescapeValue(v)
+			setMeta(m, k, unescapeValue(v))
 		case strings.HasPrefix(lname, "ce-"):
-			m.Metadata[lname[3:]] = unescapeValue(v)
+			setMeta(m, lname[3:], unescapeValue(v))
 		case plainHeaders[lname]:
-			m.Metadata[lname] = v
+			setMeta(m, lname, v)
 		case strings.HasPrefix(lname, "nats-"):
 			// JetStream's own headers (Nats-Msg-Id, ...) are not metadata.
 		default:
-			m.Metadata[name] = v // another producer's header, as it is
+			setMeta(m, name, v) // another producer's header, as it is
 		}
 	}
 	if h.Get(HeaderSpecVersion) == "" {
@@ -188,16 +204,25 @@ func readMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
 	return m, nil
 }
 
+// setMeta sets metadata key k, making the map on first use: a message
+// without metadata has none.
+func setMeta(m *driver.Message, k, v string) {
+	if m.Metadata == nil {
+		m.Metadata = make(map[string]string, 4)
+	}
+	m.Metadata[k] = v
+}
+
 // decodeStructured reads a structured-mode CloudEvent (the whole event as a
 // JSON object in the body).
-func decodeStructured(m *driver.Message, msg *natsgo.Msg) (*driver.Message, error) {
-	for name, vs := range msg.Header {
+func decodeStructured(m *driver.Message, h natsgo.Header, data []byte) (*driver.Message, error) {
+	for name, vs := range h {
 		if len(vs) > 0 && !strings.HasPrefix(strings.ToLower(name), "nats-") && !strings.EqualFold(name, HeaderContentType) {
-			m.Metadata[name] = vs[0]
+			setMeta(m, name, vs[0])
 		}
 	}
 	var ce map[string]json.RawMessage
-	if err := json.Unmarshal(msg.Data, &ce); err != nil {
+	if err := json.Unmarshal(data, &ce); err != nil {
 		return m, fmt.Errorf("structured CloudEvent with a body that is not a JSON object: %v", err)
 	}
 	str := func(k string) string {
@@ -242,7 +267,7 @@ func decodeStructured(m *driver.Message, msg *natsgo.Msg) (*driver.Message, erro
 	}
 	for k := range ce {
 		if !reservedAttributes[k] {
-			m.Metadata[k] = str(k)
+			setMeta(m, k, str(k))
 		}
 	}
 	return m, nil

@@ -16,7 +16,7 @@ import (
 // MetadataRoundTrip sends the same keys through a server.)
 func roundTrip(t *testing.T, m *driver.Message) *driver.Message {
 	t.Helper()
-	msg := encodeMessage("p."+m.Type, m)
+	msg := encodeMessage("p."+m.Type, m, "")
 	for name, vs := range msg.Header {
 		for _, v := range vs {
 			require.NotContains(t, name+v, "\r", "header %q carries a CR", name)
@@ -65,7 +65,7 @@ func TestWireRoundTripsAttributesAndAnyMetadata(t *testing.T) {
 
 func TestWireHeaderNames(t *testing.T) {
 	msg := encodeMessage("p.a.b", &driver.Message{ID: "1", Type: "a.b", Source: "s", ContentType: "application/json",
-		Metadata: map[string]string{"traceparent": "tp", "tenant": "acme", "Tenant Name": "Acme Inc"}})
+		Metadata: map[string]string{"traceparent": "tp", "tenant": "acme", "Tenant Name": "Acme Inc"}}, "")
 	assert.Equal(t, "1.0", msg.Header.Get("ce-specversion"))
 	assert.Equal(t, "1", msg.Header.Get("ce-id"))
 	assert.Equal(t, "a.b", msg.Header.Get("ce-type"))
@@ -119,8 +119,16 @@ func TestParseURL(t *testing.T) {
 	assert.Equal(t, time.Hour, cfg.maxAge)
 	require.NoError(t, cfg.validate())
 	assert.Equal(t, "acme_orders", cfg.stream)
+	assert.False(t, cfg.syncAck, "acks are async by default")
+	assert.False(t, cfg.asyncFlush, "core publishes flush by default")
 
-	for _, bad := range []string{"nats://a:4222?mode=fast", "nats://a:4222?replicas=x", "nats://a:4222?colour=red"} {
+	cfg = defaultConfig()
+	_, _, err = parseURL("nats://a:4222?ack=sync&flush=async", &cfg)
+	require.NoError(t, err)
+	assert.True(t, cfg.syncAck)
+	assert.True(t, cfg.asyncFlush)
+
+	for _, bad := range []string{"nats://a:4222?mode=fast", "nats://a:4222?flush=later", "nats://a:4222?ack=never", "nats://a:4222?replicas=x", "nats://a:4222?colour=red"} {
 		cfg := defaultConfig()
 		_, _, err := parseURL(bad, &cfg)
 		assert.ErrorIs(t, err, ErrBadURL, bad)
