@@ -23,6 +23,9 @@ const (
 	fetchExpiry    = 20 * time.Second
 	fetchHeartbeat = time.Second
 	ackTimeout     = 5 * time.Second
+	// drainTimeout bounds the wait for the server to confirm the end of a
+	// closed subscription's pull.
+	drainTimeout = 2 * time.Second
 	// publishTimeout bounds the wait for a PubAck of a batch; a lone
 	// publish without a ctx deadline waits jetstream's default (5s).
 	publishTimeout = 10 * time.Second
@@ -192,7 +195,7 @@ type jsSub struct {
 	name      string
 	ephemeral bool
 	spec      driver.SubscribeSpec
-	limit     int // deliveries fetched and not yet settled
+	pull      int // messages the client pulls ahead (nats.go's buffer)
 
 	ch        chan driver.Delivery
 	ctx       context.Context // cancelled by Close: stops fetching
@@ -201,7 +204,6 @@ type jsSub struct {
 
 	mu          sync.Mutex
 	inflight    map[jetstream.Msg]time.Time // → last sign of life sent
-	room        chan struct{}
 	stopKeep    chan struct{}
 	keepDone    chan struct{}
 	stopOnce    sync.Once
@@ -248,12 +250,13 @@ func (c *Conn) subscribeJS(ctx context.Context, spec driver.SubscribeSpec) (driv
 	}
 	s.cons, s.cfg = cons, cfg
 	s.name = cons.CachedInfo().Name
-	s.limit = spec.BufferSize + spec.Workers
-	s.ch = make(chan driver.Delivery, spec.BufferSize)
+	// BufferSize is shared between nats.go's pull buffer and the Deliveries
+	// channel, so that at most BufferSize + Workers are unsettled.
+	s.pull = max(1, spec.BufferSize/2)
+	s.ch = make(chan driver.Delivery, max(1, spec.BufferSize-s.pull))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.fetchDone = make(chan struct{})
 	s.inflight = map[jetstream.Msg]time.Time{}
-	s.room = make(chan struct{}, 1)
 	s.stopKeep = make(chan struct{})
 	s.keepDone = make(chan struct{})
 	go s.fetch()
@@ -288,48 +291,76 @@ func (c *Conn) durable(ctx context.Context, cfg jetstream.ConsumerConfig) (jetst
 
 func (s *jsSub) Deliveries() <-chan driver.Delivery { return s.ch }
 
-// fetch pulls messages while there is room for them and hands them to
+// fetch pulls messages continuously (a new pull request whenever half of
+// the pull buffer is used, so the pipe never runs dry) and hands them to
 // gossip; it closes the Deliveries channel when Close stops it.
 func (s *jsSub) fetch() {
 	defer close(s.fetchDone)
 	defer close(s.ch)
 	retry := 50 * time.Millisecond
 	for {
-		n := s.waitRoom()
-		if n == 0 {
-			return
-		}
-		fctx, cancel := context.WithTimeout(s.ctx, fetchExpiry)
-		batch, err := s.cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(fetchHeartbeat))
-		if err == nil {
-			got := 0
-			for msg := range batch.Messages() {
-				got++
-				s.hand(msg)
-			}
-			err = batch.Error()
-			if got > 0 {
-				retry = 50 * time.Millisecond
-			}
-		}
-		cancel()
+		got, err := s.consume()
 		if s.ctx.Err() != nil {
 			return
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			s.c.cfg.logger.Debug("nats: fetch failed; retrying", "consumer", s.name, "error", err)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, natsgo.ErrNoResponders) {
-				s.recreate()
-			}
-			t := time.NewTimer(retry)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-				return
-			}
-			retry = min(2*retry, 2*time.Second)
+		if got {
+			retry = 50 * time.Millisecond
 		}
+		s.c.cfg.logger.Debug("nats: pulling failed; retrying", "consumer", s.name, "error", err)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, natsgo.ErrNoResponders) {
+			s.recreate()
+		}
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		}
+		retry = min(2*retry, 2*time.Second)
+	}
+}
+
+// consume hands messages over until the iterator fails or Close drains
+// it. Draining unsubscribes and waits for the server to confirm, handing
+// over (or giving back) what arrived meanwhile: once it ends, the server
+// sends this subscription nothing more. Without a server to confirm (the
+// connection is down) the drain is cut short after drainTimeout, or at once.
+func (s *jsSub) consume() (got bool, err error) {
+	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.pull),
+		jetstream.PullExpiry(fetchExpiry), jetstream.PullHeartbeat(fetchHeartbeat))
+	if err != nil {
+		return false, err
+	}
+	defer it.Stop()
+	nextCtx, cut := context.WithCancel(context.Background())
+	defer cut()
+	stop := context.AfterFunc(s.ctx, func() {
+		if !s.c.nc.IsConnected() {
+			cut()
+			return
+		}
+		it.Drain()
+		t := time.NewTimer(drainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cut()
+		case <-nextCtx.Done(): // drained
+		}
+	})
+	defer stop()
+	next := jetstream.NextContext(nextCtx)
+	for {
+		msg, err := it.Next(next)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && s.ctx.Err() == nil {
+				err = fmt.Errorf("pull ended: %w", err)
+			}
+			return got, err
+		}
+		got = true
+		s.hand(msg)
 	}
 }
 
@@ -396,34 +427,11 @@ func (s *jsSub) delivery(msg jetstream.Msg) driver.Delivery {
 	return d
 }
 
-// waitRoom waits until a quarter of the limit is free (or anything, for a
-// small limit) and returns how many messages to fetch; 0 once closed.
-func (s *jsSub) waitRoom() int {
-	want := max(1, s.limit/4)
-	for {
-		s.mu.Lock()
-		free := s.limit - len(s.inflight)
-		s.mu.Unlock()
-		if free >= want {
-			return free
-		}
-		select {
-		case <-s.room:
-		case <-s.ctx.Done():
-			return 0
-		}
-	}
-}
-
 // settled forgets a message that was acked or nacked.
 func (s *jsSub) settled(msg jetstream.Msg) {
 	s.mu.Lock()
 	delete(s.inflight, msg)
 	s.mu.Unlock()
-	select {
-	case s.room <- struct{}{}:
-	default:
-	}
 }
 
 // keepAlive tells the server that deliveries held longer than half the
