@@ -35,7 +35,7 @@ func TestInteropStreamEntries(t *testing.T) {
 		got <- e
 		paid <- v
 		return nil
-	}), gossip.Group("accounting"))
+	}), gossip.Group("accounting"), gossip.Workers(1)) // the test reads them in order
 	require.NoError(t, err)
 	dead := make(chan *gossip.Event, 4)
 	_, err = bus.Subscribe(gossip.DeadLetterType("accounting", typ), func(ctx context.Context, e *gossip.Event) error {
@@ -120,7 +120,7 @@ func TestInteropPubSubMessages(t *testing.T) {
 	_, err := bus.Subscribe("interop.*", func(ctx context.Context, e *gossip.Event) error {
 		got <- e
 		return nil
-	})
+	}, gossip.Workers(1)) // the test reads them in publish order
 	require.NoError(t, err)
 	dead := make(chan *gossip.Event, 4)
 	_, err = bus.Subscribe(gossip.DeadLetterType("", typ), func(ctx context.Context, e *gossip.Event) error {
