@@ -307,9 +307,10 @@ func (s *jsSub) fetch() {
 			retry = 50 * time.Millisecond
 		}
 		s.c.cfg.logger.Debug("nats: pulling failed; retrying", "consumer", s.name, "error", err)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, natsgo.ErrNoResponders) {
-			s.recreate()
-		}
+		// Whatever ended the pull (a 409 Consumer Deleted, missed
+		// heartbeats, no responders), check whether the consumer is still
+		// there; recreate asks the server before it makes anything.
+		s.recreate()
 		t := time.NewTimer(retry)
 		select {
 		case <-t.C:
