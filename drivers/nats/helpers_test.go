@@ -82,16 +82,6 @@ func (l *ledger) len() int {
 	return len(l.ids)
 }
 
-func (l *ledger) total() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.ids {
-		n += c
-	}
-	return n
-}
-
 func (l *ledger) list() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
