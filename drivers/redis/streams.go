@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -679,13 +681,15 @@ func (s *streamSub) maintain() {
 // claim takes over entries of this group idle for longer than AckWait
 // (their consumer died or stalled) and delivers them with their delivery
 // count. false when the subscription stopped.
-func (s *streamSub) claim() bool {
+// snapshot returns the streams the subscription reads now.
+func (s *streamSub) snapshot() []*stream {
 	s.mu.Lock()
-	streams := make([]*stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		streams = append(streams, st)
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.streams))
+}
+
+func (s *streamSub) claim() bool {
+	streams := s.snapshot()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, st := range streams {
@@ -775,12 +779,7 @@ func (s *streamSub) staleAfter() time.Duration {
 // not read for a long time: members that died and whose entries were taken
 // over.
 func (s *streamSub) sweep() {
-	s.mu.Lock()
-	streams := make([]*stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		streams = append(streams, st)
-	}
-	s.mu.Unlock()
+	streams := s.snapshot()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, st := range streams {
@@ -854,12 +853,7 @@ func (s *streamSub) keepAlive() {
 // cleanup deletes the subscription's consumer from each stream's group when
 // nothing is pending for it.
 func (s *streamSub) cleanup() {
-	s.mu.Lock()
-	streams := make([]*stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		streams = append(streams, st)
-	}
-	s.mu.Unlock()
+	streams := s.snapshot()
 	if len(streams) == 0 {
 		return
 	}
