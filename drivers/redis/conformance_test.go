@@ -72,7 +72,10 @@ func startCluster(t *testing.T) string {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	// Every node must report the cluster ok and know every master.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond) // the cluster forming: ask until it is ok
+	defer tick.Stop()
 	for _, addr := range addrs {
 		c := goredis.NewClient(&goredis.Options{Addr: addr})
 		for {
@@ -80,11 +83,12 @@ func startCluster(t *testing.T) string {
 			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") {
 				break
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-deadline.C:
 				_ = c.Close()
 				t.Fatalf("cluster node %s not ready within 30s: %v %s", addr, err, info)
+			case <-tick.C:
 			}
-			time.Sleep(50 * time.Millisecond) // polling server readiness, bounded
 		}
 		_ = c.Close()
 	}

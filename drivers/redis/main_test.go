@@ -276,21 +276,22 @@ func (s *server) start() error {
 		close(s.done)
 	}()
 	addr := "127.0.0.1:" + strconv.Itoa(s.port)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond) // a server starting: ask it until it answers
+	defer tick.Stop()
+	for !answersLoading(addr) {
 		select {
 		case <-s.done:
 			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
 			return fmt.Errorf("redis-server exited: %s", lastLines(string(log), 5))
-		default:
+		case <-deadline.C:
+			s.kill()
+			return fmt.Errorf("redis-server on %s did not answer within 15s", addr)
+		case <-tick.C:
 		}
-		if answersLoading(addr) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond) // polling server readiness, bounded
 	}
-	s.kill()
-	return fmt.Errorf("redis-server on %s did not answer within 15s", addr)
+	return nil
 }
 
 // answersLoading reports whether the server answers PING with the data

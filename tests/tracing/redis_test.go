@@ -61,16 +61,20 @@ func redisURL(t *testing.T) string {
 		_ = cmd.Wait()
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(waitLimit)
-	for { // a started server, not work under test: poll until it listens
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond) // a server starting: dial until it listens
+	defer tick.Stop()
+	for {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("redis-server on %s did not start within %v", addr, waitLimit)
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return "redis://" + addr + "/0"
 }
