@@ -114,6 +114,7 @@ type publisher struct {
 	failure   chan struct{}
 	stop      chan struct{}
 	done      chan struct{}
+	once      sync.Once
 }
 
 func startPublisher(bus *gossip.EventBus, typ gossip.EventType) *publisher {
@@ -149,8 +150,9 @@ func startPublisher(bus *gossip.EventBus, typ gossip.EventType) *publisher {
 	return p
 }
 
+// halt stops the publisher and waits for it; it may be called again.
 func (p *publisher) halt() {
-	close(p.stop)
+	p.once.Do(func() { close(p.stop) })
 	<-p.done
 }
 
@@ -173,13 +175,7 @@ func TestServerRestartLosesNoConfirmedEvent(t *testing.T) {
 	_, err = sub.Subscribe("tick", handled.handler, gossip.Group("g"), gossip.Workers(4))
 	require.NoError(t, err)
 	p := startPublisher(newBus(t, gossip.Config{Driver: url}), "tick")
-	defer func() {
-		select {
-		case <-p.stop:
-		default:
-			p.halt()
-		}
-	}()
+	defer p.halt()
 
 	p.confirmed.waitN(t, 100, 15*time.Second)
 	srv.Shutdown()
@@ -248,13 +244,7 @@ func TestClusterNodeLossLosesNoConfirmedEvent(t *testing.T) {
 		require.NoError(t, err)
 	}
 	p := startPublisher(newBus(t, gossip.Config{Driver: url}), "tick")
-	defer func() {
-		select {
-		case <-p.stop:
-		default:
-			p.halt()
-		}
-	}()
+	defer p.halt()
 	p.confirmed.waitN(t, 100, 30*time.Second)
 
 	// Take down the stream's leader: the hardest node to lose.
