@@ -9,10 +9,11 @@
 //
 // The gossip package owns everything that is the same on every transport:
 // validation, encoding, worker pools, the handler chain, retry backoff,
-// MaxDeliveries and dead letters. A driver only moves messages and remembers
-// what has been acknowledged. Capabilities a transport may lack are small
-// optional interfaces (Acknowledger, ValueCarrier) found by type assertion;
-// gossip fills the gap when they are missing.
+// MaxDeliveries, poison detection, keep-alive, the close order and dead
+// letters. A driver only moves messages, reports delivery counts and
+// settles what gossip tells it. Capabilities a transport may lack are small
+// optional interfaces (Acker, Nacker, KeepAliver, Releaser, ValueCarrier)
+// found by type assertion; gossip fills the gap when they are missing.
 //
 // Drivers must not import package gossip.
 package driver
@@ -139,38 +140,82 @@ type SubscribeSpec struct {
 	// Workers is the number of goroutines gossip runs to handle deliveries.
 	Workers int
 	// MaxDeliveries is the number of attempts after which gossip dead-letters
-	// a message. Drivers may use it to size server-side limits, but gossip
-	// itself enforces it; a driver must not drop a message on its own.
+	// a message; a delivery whose Attempt exceeds it is dead-lettered
+	// before any handler runs. A driver must not drop a message on its own.
 	MaxDeliveries int
 	// AckWait is how long a delivery may stay unacknowledged before a
-	// durable driver hands it to another member. Drivers keep deliveries
-	// that are still being handled alive (JetStream InProgress).
+	// durable driver hands it to another member. gossip keeps the
+	// deliveries it holds alive through KeepAliver.
 	AckWait time.Duration
 	// Start applies to a group created by this subscription.
 	Start Start
 }
 
-// Subscription delivers messages to gossip.
+// Subscription delivers messages to gossip. gossip owns its lifecycle:
+// it decides retries, backoff, poison and dead letters, keeps long
+// deliveries alive and settles them; the driver moves bytes, reports
+// delivery counts (Delivery.Attempt) and settles what gossip tells it.
+//
+// The order of calls is strict. gossip calls Stop once, then settles what
+// is still running (Ack, Nack, KeepAlive, Release may be called
+// concurrently until then), then calls Close once, and after Close it
+// calls nothing on the subscription. A driver needs no "settle after
+// Close" case.
 type Subscription interface {
-	// Deliveries returns the channel gossip's workers read. The driver closes
-	// it after Close, once it will send nothing more.
+	// Deliveries returns the channel gossip's workers read. The driver
+	// closes it once it will send nothing more, which is at the latest when
+	// Stop returns.
 	Deliveries() <-chan Delivery
 
-	// Close stops fetching new messages and makes the driver close the
-	// Deliveries channel. Deliveries already sent may still be acked or
-	// nacked after Close returns, until the Conn is closed.
+	// Stop stops fetching. What the driver fetched but could not hand over
+	// (a client-side buffer, a delivery waiting for room in the channel) it
+	// gives back to the transport at once (durable transports) or drops
+	// (in-process ones, where nothing else holds it). Stop returns once the
+	// Deliveries channel is closed, or when ctx ends first.
+	Stop(ctx context.Context) error
+
+	// Close releases what the subscription holds (connections, goroutines,
+	// a broadcast listener's server-side consumer). It returns only when
+	// the driver runs nothing more for it.
 	Close(ctx context.Context) error
 }
 
-// Acknowledger is implemented by subscriptions whose transport keeps
-// unacknowledged messages and redelivers them (JetStream, Redis Streams).
-// Without it gossip redelivers a nacked message itself, in process.
-type Acknowledger interface {
-	// Ack marks the delivery as done.
-	Ack(ctx context.Context, d Delivery) error
-	// Nack asks for a redelivery, no sooner than delay, with Attempt
-	// incremented.
-	Nack(ctx context.Context, d Delivery, delay time.Duration) error
+// Acker is implemented by subscriptions whose transport keeps
+// unacknowledged messages and redelivers them (JetStream, Redis Streams
+// groups). Without it a delivery is done once gossip has handled it.
+// gossip hands acks over in batches: every delivery it has finished while
+// the previous call was under way.
+type Acker interface {
+	// Ack marks the deliveries as done. An error leaves them to the
+	// transport, which redelivers them after its ack wait.
+	Ack(ctx context.Context, ds []Delivery) error
+}
+
+// Nacker is implemented by transports that redeliver natively after a
+// delay (JetStream NakWithDelay). The redelivery may go to any member of
+// the group, with Attempt counted by the transport. Without it gossip
+// redelivers in process, keeping the delivery alive meanwhile.
+type Nacker interface {
+	Nack(ctx context.Context, ds []Delivery, delay time.Duration) error
+}
+
+// KeepAliver is implemented by transports that hand an unacknowledged
+// delivery to another member after an ack wait (JetStream InProgress,
+// Redis XCLAIM ... JUSTID). gossip calls it for deliveries it still holds
+// (being handled, or waiting for an in-process retry) once their ack wait
+// is a third gone.
+type KeepAliver interface {
+	KeepAlive(ctx context.Context, ds []Delivery) error
+}
+
+// Releaser is implemented by subscriptions that can give deliveries that
+// were never started back to their group at once, for another member (a
+// member leaving a group; JetStream Nak, Redis idle time reset, a memory
+// group's queue). Without it, gossip handles an in-process subscription's
+// unstarted deliveries before it stops, and a durable transport's stay
+// unacknowledged until the ack wait hands them on.
+type Releaser interface {
+	Release(ctx context.Context, ds []Delivery) error
 }
 
 // ValueCarrier is implemented by in-process connections that hand the
@@ -191,6 +236,6 @@ var ErrGroupsUnsupported = errors.New("gossip: this transport has no consumer gr
 // decode into a handler's type.
 var ErrUnreadable = errors.New("gossip: cannot decode event data")
 
-// ErrSubscriptionClosed is returned by Ack or Nack when the subscription's
-// transport resources are gone.
+// ErrSubscriptionClosed is returned by a Conn's Subscribe after Close, and
+// by settling calls when the subscription's transport resources are gone.
 var ErrSubscriptionClosed = errors.New("gossip: subscription closed")
