@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -45,27 +46,27 @@ func flushContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // coreSub is a plain NATS subscription (a queue subscription for a group).
-// It is not a driver.Acknowledger: gossip redelivers failed events in
-// process.
+// It settles nothing: gossip redelivers failed events in process.
 type coreSub struct {
 	c   *Conn
 	sub *natsgo.Subscription
 	ch  chan driver.Delivery
 
-	done   chan struct{} // closed by Close: a blocked handoff gives up
-	mu     sync.RWMutex  // the callback holds it shared; Close takes it to close ch
-	closed bool
-	once   sync.Once
+	stopping chan struct{} // closed by Stop: a blocked hand-over gives up
+	mu       sync.RWMutex  // the callback holds it shared; Stop takes it to close ch
+	stopped  bool
+	stopOnce sync.Once
+	stopErr  error
 }
 
 func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
-	s := &coreSub{c: c, ch: make(chan driver.Delivery, spec.BufferSize), done: make(chan struct{})}
+	s := &coreSub{c: c, ch: make(chan driver.Delivery, spec.BufferSize), stopping: make(chan struct{})}
 	subject := c.Subject(spec.Pattern)
 	var err error
 	if spec.Group == "" {
-		s.sub, err = c.nc.Subscribe(subject, s.receive)
+		s.sub, err = c.nc.Subscribe(subject, s.handOver)
 	} else {
-		s.sub, err = c.nc.QueueSubscribe(subject, consumerName(spec.Group, spec.Pattern), s.receive)
+		s.sub, err = c.nc.QueueSubscribe(subject, consumerName(spec.Group, spec.Pattern), s.handOver)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: subscribe %s: %w", subject, err)
@@ -83,49 +84,50 @@ func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (dr
 	return s, nil
 }
 
-// receive runs on the subscription's goroutine, one message at a time: it
+// handOver runs on the subscription's goroutine, one message at a time: it
 // waits for room in the Deliveries channel, so a slow handler holds the
 // rest in the client's pending queue.
-func (s *coreSub) receive(msg *natsgo.Msg) {
+func (s *coreSub) handOver(msg *natsgo.Msg) {
 	m, err := decodeMessage(s.c.eventType(msg.Subject), msg)
-	d := driver.Delivery{Message: m, Err: err, Attempt: 1}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.stopped {
 		return
 	}
 	select {
-	case s.ch <- d:
-	case <-s.done:
+	case s.ch <- driver.Delivery{Message: m, Err: err, Attempt: 1}:
+	case <-s.stopping:
 	}
 }
 
 func (s *coreSub) Deliveries() <-chan driver.Delivery { return s.ch }
 
-// Close unsubscribes and closes the Deliveries channel. Messages the client
+// Stop unsubscribes and closes the Deliveries channel. Messages the client
 // held but had not handed over are dropped: core NATS is at-most-once.
-// Once Close returns the server has dropped the interest, so events
+// Once Stop returns the server has dropped the interest, so events
 // published after it go to the group's other members.
-func (s *coreSub) Close(ctx context.Context) error {
-	var err error
-	s.once.Do(func() {
-		close(s.done)
-		err = s.sub.Unsubscribe()
-		if err == natsgo.ErrConnectionClosed || err == natsgo.ErrBadSubscription {
-			err = nil
-		}
-		if err == nil && !s.c.nc.IsClosed() {
+func (s *coreSub) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		switch err := s.sub.Unsubscribe(); {
+		case err == nil:
 			fctx, cancel := flushContext(ctx)
-			_ = s.c.nc.FlushWithContext(fctx) // best effort: the interest is gone at the latest when the connection is
+			_ = s.c.nc.FlushWithContext(fctx) // best effort: the interest is gone at the latest with the connection
 			cancel()
+		case !errors.Is(err, natsgo.ErrConnectionClosed) && !errors.Is(err, natsgo.ErrBadSubscription):
+			s.stopErr = fmt.Errorf("nats: unsubscribe: %w", err)
 		}
 		s.mu.Lock()
-		s.closed = true
+		s.stopped = true
 		close(s.ch)
 		s.mu.Unlock()
-		s.c.forget(s)
 	})
-	return err
+	return s.stopErr
 }
 
-func (s *coreSub) shutdown(ctx context.Context) { _ = s.Close(ctx) }
+// Close stops the subscription if Stop did not.
+func (s *coreSub) Close(ctx context.Context) error {
+	err := s.Stop(ctx)
+	s.c.forget(s)
+	return err
+}

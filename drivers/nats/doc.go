@@ -24,14 +24,15 @@
 // A group is a durable consumer named "<group>_<hash of the pattern>",
 // filtered by the subscription pattern (NATS wildcards are gossip's); a
 // broadcast listener is an ephemeral consumer created when Subscribe is
-// called, so it sees every event published after Subscribe returns. The
-// driver fetches no more than gossip.Config.BufferSize deliveries ahead of
-// the handlers, acknowledges after the handler returns nil (without waiting
-// for the server's reply unless ack=sync; Close flushes), naks with
-// gossip's backoff after an error, and tells the server a delivery is still
-// in progress while a slow handler holds it past half of
-// gossip.Config.AckWait. The consumer never drops a message on its own
-// (MaxDeliver -1): gossip counts the attempts and dead-letters.
+// called, so it sees every event published after Subscribe returns, and
+// deleted when it closes. The driver pulls no more than
+// gossip.Config.BufferSize deliveries ahead of the handlers and settles what
+// gossip tells it: acks in batches (without waiting for the server's reply
+// unless ack=sync; Close flushes), naks with a delay (NakWithDelay) for
+// retries, InProgress to keep a slow handler's delivery, and a Nak at once
+// for what a leaving member pulled but never started. Delivery counts are
+// the server's; the consumer never drops a message on its own (MaxDeliver
+// -1): gossip counts the attempts and dead-letters.
 //
 // Each event carries Nats-Msg-Id "<type>:<id>", so a retried publish within
 // the stream's duplicate window is stored once. Publish sends asynchronously

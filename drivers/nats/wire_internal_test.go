@@ -108,50 +108,29 @@ func TestWireReadsStructuredMode(t *testing.T) {
 	assert.Equal(t, 2026, m.Time.Year())
 }
 
-func TestParseURL(t *testing.T) {
-	cfg := defaultConfig()
-	servers, name, err := parseURL("nats://u:p@a:4222,b:4222?mode=core&prefix=acme.orders&replicas=3&max_age=1h&name=svc", &cfg)
-	require.NoError(t, err)
-	assert.Equal(t, "nats://u:p@a:4222,b:4222", servers)
-	assert.Equal(t, "svc", name)
-	assert.Equal(t, ModeCore, cfg.mode)
-	assert.Equal(t, 3, cfg.replicas)
-	assert.Equal(t, time.Hour, cfg.maxAge)
-	require.NoError(t, cfg.validate())
-	assert.Equal(t, "acme_orders", cfg.stream)
-	assert.False(t, cfg.syncAck, "acks are async by default")
-	assert.False(t, cfg.asyncFlush, "core publishes flush by default")
-
-	cfg = defaultConfig()
-	_, _, err = parseURL("nats://a:4222?ack=sync&flush=async", &cfg)
-	require.NoError(t, err)
-	assert.True(t, cfg.syncAck)
-	assert.True(t, cfg.asyncFlush)
-
-	for _, bad := range []string{"nats://a:4222?mode=fast", "nats://a:4222?flush=later", "nats://a:4222?ack=never", "nats://a:4222?replicas=x", "nats://a:4222?colour=red"} {
-		cfg := defaultConfig()
-		_, _, err := parseURL(bad, &cfg)
-		assert.ErrorIs(t, err, ErrBadURL, bad)
+// W3C baggage values are percent-encoded by definition and tracestate and
+// baggage lists may hold spaces after their commas: the trace headers must
+// come back exactly as they were given.
+func TestWireTraceHeadersRoundTripPercentAndSpaces(t *testing.T) {
+	m := &driver.Message{
+		ID: "1", Type: "a.b", Source: "s",
+		Metadata: map[string]string{
+			"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+			"tracestate":  "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7",
+			"baggage":     "userId=alice%40example.com, serverNode=DF%2028",
+		},
 	}
-	cfg = defaultConfig()
-	_, _, err = parseURL("nats://u:secret@a:4222?colour=red", &cfg)
-	require.Error(t, err)
-	assert.NotContains(t, err.Error(), "secret")
+	got := roundTrip(t, m)
+	assert.Equal(t, m.Metadata, got.Metadata)
 }
 
-func TestRedactServers(t *testing.T) {
-	got := redactServers("nats://u:secret@a:4222, nats://token123@b:4222,c:4222")
-	assert.NotContains(t, got, "secret")
-	assert.NotContains(t, got, "token123")
-	assert.Contains(t, got, "a:4222")
-	assert.Contains(t, got, "b:4222")
-}
-
-func TestCovers(t *testing.T) {
-	assert.True(t, covers("p.>", "p.>"))
-	assert.True(t, covers(">", "p.>"))
-	assert.True(t, covers("*.>", "p.>"))
-	assert.False(t, covers("p.a.>", "p.>"))
-	assert.False(t, covers("q.>", "p.>"))
-	assert.False(t, covers("p.*", "p.>"))
+// A trace header value that a header cannot carry as it is (a line break,
+// edge spaces, non-ASCII) still comes back exactly.
+func TestWireTraceHeadersRoundTripUnsafeValues(t *testing.T) {
+	m := &driver.Message{
+		ID: "1", Type: "a.b", Source: "s",
+		Metadata: map[string]string{"traceparent": " padded ", "tracestate": "a=1\r\nb=2", "baggage": "k=värde"},
+	}
+	got := roundTrip(t, m)
+	assert.Equal(t, m.Metadata, got.Metadata)
 }

@@ -1,0 +1,301 @@
+package nats
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+func init() {
+	driver.Register("nats", Driver{}, "nats")
+}
+
+// Driver opens NATS connections for gossip. It is registered as "nats" and
+// for the nats:// scheme.
+type Driver struct{}
+
+// Open connects to the servers dsn names: "nats" alone (DefaultURL) or
+// "nats://[user:pass@|token@]host:port[,host:port...][?param=value&...]".
+// Parameters: mode (jetstream|core), prefix (alias stream_prefix), stream,
+// create_stream, replicas, storage (file|memory), max_age, max_bytes,
+// max_msgs, duplicates, max_ack_pending, inactive_threshold, ack
+// (async|sync), flush (sync|async, core mode), name (the client name), creds
+// (a credentials file), nkey (an NKey seed file), tls_ca, tls_cert, tls_key
+// (PEM files). It honours ctx's deadline.
+func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
+	return open(ctx, dsn, opts)
+}
+
+// Connect is Open with typed options, which override the URL's parameters.
+func Connect(ctx context.Context, dsn string, opts ...Option) (driver.Conn, error) {
+	return open(ctx, dsn, driver.Options{}, opts...)
+}
+
+func open(ctx context.Context, dsn string, dopts driver.Options, opts ...Option) (driver.Conn, error) {
+	cfg := defaultConfig()
+	servers, err := parseURL(dsn, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.logger = dopts.Logger
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	nopts := []natsgo.Option{natsgo.MaxReconnects(-1)}
+	if name := cmp.Or(cfg.name, dopts.Source); name != "" {
+		nopts = append(nopts, natsgo.Name(name))
+	}
+	nc, err := dial(ctx, servers, append(nopts, cfg.natsOptions...))
+	if err != nil {
+		return nil, err
+	}
+	c, err := newConn(nc, cfg, true)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialAttempts is how many times dial tries within ctx's deadline, waiting
+// dialBackoff between tries.
+const dialAttempts = 3
+
+var dialBackoff = driver.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+
+// dial connects, retrying a few times within ctx's deadline; a refused
+// authorization is not retried.
+func dial(ctx context.Context, servers string, opts []natsgo.Option) (*natsgo.Conn, error) {
+	var err error
+	for attempt := 1; ; attempt++ {
+		timeout := 5 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		if timeout <= 0 || ctx.Err() != nil {
+			err = cmp.Or(err, ctx.Err(), context.DeadlineExceeded)
+			break
+		}
+		nc, cerr := natsgo.Connect(servers, append(opts, natsgo.Timeout(timeout))...)
+		if cerr == nil {
+			return nc, nil
+		}
+		err = cerr
+		if attempt == dialAttempts || errors.Is(err, natsgo.ErrAuthorization) || errors.Is(err, natsgo.ErrAuthExpired) ||
+			!dialBackoff.Wait(ctx, attempt) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("nats: connect to %s: %w", redactServers(servers), err)
+}
+
+// New returns a gossip connection over nc, a connection the application
+// made. Closing the gossip connection (EventBus.Shutdown) does not close nc.
+func New(nc *natsgo.Conn, opts ...Option) (driver.Conn, error) {
+	if nc == nil {
+		return nil, errors.New("nats: New with a nil *nats.Conn")
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return newConn(nc, cfg, false)
+}
+
+// Conn is a gossip connection over NATS. It implements driver.Conn.
+type Conn struct {
+	nc     *natsgo.Conn
+	js     jetstream.JetStream // nil in core mode
+	cfg    config
+	ownsNC bool
+
+	streamMu    sync.Mutex
+	streamReady bool
+
+	// mu guards subs and closed. It is never held while calling a
+	// subscription, whose Close takes it to forget itself.
+	mu     sync.Mutex
+	subs   map[driver.Subscription]struct{}
+	closed bool
+}
+
+func newConn(nc *natsgo.Conn, cfg config, owns bool) (*Conn, error) {
+	c := &Conn{nc: nc, cfg: cfg, ownsNC: owns, subs: map[driver.Subscription]struct{}{}}
+	if cfg.mode == ModeJetStream {
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
+		if err != nil {
+			return nil, fmt.Errorf("nats: jetstream: %w", err)
+		}
+		c.js = js
+	}
+	return c, nil
+}
+
+// Name is "nats", the transport name gossip reports as messaging.system.
+func (c *Conn) Name() string { return "nats" }
+
+// NATS returns the underlying connection.
+func (c *Conn) NATS() *natsgo.Conn { return c.nc }
+
+// Mode is the connection's mode.
+func (c *Conn) Mode() Mode { return c.cfg.mode }
+
+// Prefix is the connection's subject prefix ("" in core mode without one).
+func (c *Conn) Prefix() string { return c.cfg.prefix }
+
+// Stream is the JetStream stream name the connection uses.
+func (c *Conn) Stream() string { return c.cfg.stream }
+
+// Subject returns the NATS subject of an event type or pattern.
+func (c *Conn) Subject(eventType string) string {
+	if c.cfg.prefix == "" {
+		return eventType
+	}
+	return c.cfg.prefix + "." + eventType
+}
+
+// eventType is the event type a subject carries.
+func (c *Conn) eventType(subject string) string {
+	if c.cfg.prefix == "" {
+		return subject
+	}
+	return strings.TrimPrefix(subject, c.cfg.prefix+".")
+}
+
+// Publish sends msgs and returns once the server holds them: a JetStream
+// PubAck for each in JetStream mode, a flush in core mode (with AsyncFlush,
+// once nats.go has taken them).
+func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.isClosed() {
+		return driver.ErrSubscriptionClosed
+	}
+	if c.cfg.mode == ModeCore {
+		return c.publishCore(ctx, msgs)
+	}
+	return c.publishJS(ctx, msgs)
+}
+
+func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+		// No stream answered: look it up (and create it) again next time.
+		c.streamMu.Lock()
+		c.streamReady = false
+		c.streamMu.Unlock()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("nats: publish %s (%s): %w", m.ID, m.Type, err)
+}
+
+// Subscribe starts a subscription; it is live on the server when Subscribe
+// returns. Racing Close, it returns driver.ErrSubscriptionClosed, or a
+// subscription that Close ends.
+func (c *Conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
+	spec.BufferSize = max(spec.BufferSize, 1)
+	if spec.AckWait <= 0 {
+		spec.AckWait = 30 * time.Second
+	}
+	if c.isClosed() {
+		return nil, driver.ErrSubscriptionClosed
+	}
+	var (
+		s   driver.Subscription
+		err error
+	)
+	if c.cfg.mode == ModeCore {
+		s, err = c.subscribeCore(ctx, spec)
+	} else {
+		s, err = c.subscribeJS(ctx, spec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.subs[s] = struct{}{}
+	}
+	c.mu.Unlock()
+	if closed {
+		stopAndClose(ctx, s)
+		return nil, driver.ErrSubscriptionClosed
+	}
+	return s, nil
+}
+
+// forget drops s from the subscriptions Close ends.
+func (c *Conn) forget(s driver.Subscription) {
+	c.mu.Lock()
+	delete(c.subs, s)
+	c.mu.Unlock()
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Close ends the subscriptions still open (gossip has closed its own
+// before), flushes what is pending (acks, core publishes) and closes the
+// NATS connection if the driver opened it.
+func (c *Conn) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	for s := range subs {
+		stopAndClose(ctx, s)
+	}
+	var err error
+	if !c.nc.IsClosed() {
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if ferr := c.nc.FlushWithContext(fctx); ferr != nil && !errors.Is(ferr, natsgo.ErrConnectionClosed) && c.nc.IsConnected() {
+			err = fmt.Errorf("nats: flush on close: %w", ferr)
+		}
+		cancel()
+	}
+	if c.ownsNC {
+		c.nc.Close()
+	}
+	return err
+}
+
+func stopAndClose(ctx context.Context, s driver.Subscription) {
+	_ = s.Stop(ctx)
+	_ = s.Close(ctx)
+}
+
+// consumerName names the consumer (or queue group) of group for pattern:
+// the group, then a hash of the pattern, since patterns hold characters
+// consumer names cannot ('.', '*', '>').
+func consumerName(group, pattern string) string {
+	sum := sha256.Sum256([]byte(pattern))
+	return group + "_" + hex.EncodeToString(sum[:6])
+}

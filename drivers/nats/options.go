@@ -1,0 +1,184 @@
+package nats
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// DefaultURL is the server "nats" alone connects to.
+const DefaultURL = "nats://127.0.0.1:4222"
+
+// DefaultPrefix is the subject prefix (and JetStream stream name) used when
+// none is given.
+const DefaultPrefix = "gossip"
+
+// Mode says how events travel.
+type Mode string
+
+const (
+	// ModeJetStream stores events in a JetStream stream and consumes them
+	// with pull consumers: at-least-once, durable groups. The default.
+	ModeJetStream Mode = "jetstream"
+	// ModeCore uses plain NATS subjects and queue groups: at-most-once,
+	// nothing stored.
+	ModeCore Mode = "core"
+)
+
+// config is what the URL and Options set.
+type config struct {
+	mode              Mode
+	prefix            string
+	stream            string // stream name; derived from prefix when empty
+	createStreams     bool
+	replicas          int
+	storage           jetstream.StorageType
+	maxAge            time.Duration
+	maxBytes          int64
+	maxMsgs           int64
+	duplicates        time.Duration
+	maxAckPending     int
+	inactiveThreshold time.Duration
+	syncAck           bool   // DoubleAck each delivery (ack=sync)
+	asyncFlush        bool   // core mode: no flush per Publish (flush=async)
+	name              string // the client name; Options.Source when empty
+	tlsCA             string // PEM files of the URL's tls_ parameters
+	tlsCert           string
+	tlsKey            string
+	natsOptions       []natsgo.Option
+	logger            *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		mode:              ModeJetStream,
+		prefix:            DefaultPrefix,
+		createStreams:     true,
+		replicas:          1,
+		storage:           jetstream.FileStorage,
+		maxAge:            7 * 24 * time.Hour,
+		maxBytes:          -1,
+		maxMsgs:           -1,
+		duplicates:        2 * time.Minute,
+		inactiveThreshold: 10 * time.Minute,
+	}
+}
+
+// Option configures a connection made by New or Open.
+type Option func(*config)
+
+// WithMode picks JetStream (the default) or core NATS.
+func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
+
+// StreamPrefix sets the namespace of the connection (default "gossip"):
+// event type "a.b" travels on subject "<prefix>.a.b", stored in the stream
+// named after the prefix. Buses with different prefixes never see each
+// other's events. The URL parameter is "prefix".
+func StreamPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+
+// StreamName overrides the JetStream stream name (default: the prefix with
+// '.' replaced by '_'), for a stream an operator created. URL: "stream".
+func StreamName(name string) Option { return func(c *config) { c.stream = name } }
+
+// CreateStreams says whether the driver creates the stream when it is
+// missing (default true). With false a missing stream is an error: the
+// operator creates it. URL: "create_stream=false".
+func CreateStreams(create bool) Option { return func(c *config) { c.createStreams = create } }
+
+// Replicas is the replica count of a stream the driver creates (default 1;
+// 3 in a cluster). URL: "replicas".
+func Replicas(n int) Option { return func(c *config) { c.replicas = n } }
+
+// MemoryStorage keeps a stream the driver creates in memory instead of on
+// disk. URL: "storage=memory".
+func MemoryStorage() Option { return func(c *config) { c.storage = jetstream.MemoryStorage } }
+
+// MaxAge is how long a stream the driver creates keeps events (default 7
+// days; 0 means forever). URL: "max_age" (a Go duration).
+func MaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = d } }
+
+// MaxBytes bounds the size of a stream the driver creates (default
+// unlimited); the oldest events go first. URL: "max_bytes".
+func MaxBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
+
+// MaxMsgs bounds the event count of a stream the driver creates (default
+// unlimited); the oldest events go first. URL: "max_msgs".
+func MaxMsgs(n int64) Option { return func(c *config) { c.maxMsgs = n } }
+
+// DuplicateWindow is how long JetStream remembers published event IDs to
+// drop a retried publish (default 2 minutes). URL: "duplicates".
+func DuplicateWindow(d time.Duration) Option { return func(c *config) { c.duplicates = d } }
+
+// MaxAckPending bounds the unacknowledged deliveries of a group consumer the
+// driver creates, across all members (default: the server's, 1000).
+// URL: "max_ack_pending".
+func MaxAckPending(n int) Option { return func(c *config) { c.maxAckPending = n } }
+
+// InactiveThreshold is how long the server keeps the consumer of a
+// broadcast subscription whose process went away (default 10 minutes).
+// URL: "inactive_threshold".
+func InactiveThreshold(d time.Duration) Option { return func(c *config) { c.inactiveThreshold = d } }
+
+// SyncAck makes Ack wait for the server to confirm each acknowledgement
+// (JetStream's double ack: a round trip per event). By default an ack is
+// sent without waiting for a reply, as nats.go's Ack does, and the pending
+// acks are flushed to the server before Close returns: an ack lost on the
+// way (a broken connection, a crash) means a redelivery, which
+// at-least-once allows. URL: "ack=sync".
+func SyncAck() Option { return func(c *config) { c.syncAck = true } }
+
+// AsyncAck sends acks without waiting for the server's confirmation: the
+// default. It undoes SyncAck. URL: "ack=async".
+func AsyncAck() Option { return func(c *config) { c.syncAck = false } }
+
+// AsyncFlush makes a core-mode Publish return once nats.go has taken the
+// events, without waiting for the server to read them (a PING/PONG round
+// trip per call, the default). nats.go writes them out at once and Close
+// flushes what is left, but an event can still be in the client when
+// Publish returns: a subscription made right after, from another
+// connection, may see it, and a process that dies loses it. Core mode is
+// at-most-once either way; this trades the "the server has it" point for
+// the raw client's speed. JetStream mode always waits for the PubAck.
+// URL: "flush=async".
+func AsyncFlush() Option { return func(c *config) { c.asyncFlush = true } }
+
+// NATSOptions are passed to nats.Connect when the driver opens the
+// connection itself (Open). Use them for NKeys, credentials, TLS and
+// callbacks.
+func NATSOptions(opts ...natsgo.Option) Option {
+	return func(c *config) { c.natsOptions = append(c.natsOptions, opts...) }
+}
+
+// validate checks the settings and fills in the derived ones (the stream
+// name, the logger).
+func (c *config) validate() error {
+	if c.mode != ModeJetStream && c.mode != ModeCore {
+		return fmt.Errorf("nats: unknown mode %q (want %q or %q)", c.mode, ModeJetStream, ModeCore)
+	}
+	if c.prefix == "" && c.mode == ModeJetStream {
+		return errors.New("nats: JetStream mode needs a subject prefix (its stream captures \"<prefix>.>\")")
+	}
+	if c.prefix != "" {
+		if err := driver.ValidateType(c.prefix); err != nil {
+			return fmt.Errorf("nats: bad prefix: %w", err)
+		}
+	}
+	if c.stream == "" {
+		c.stream = strings.ReplaceAll(c.prefix, ".", "_")
+	}
+	if strings.ContainsAny(c.stream, ". *>/\\\t\r\n") {
+		return fmt.Errorf("nats: bad stream name %q: it may not hold '.', '*', '>', path separators or spaces", c.stream)
+	}
+	c.replicas = max(c.replicas, 1)
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return nil
+}
