@@ -164,6 +164,40 @@ func (s *suite) testMetadata(t *testing.T) {
 	assert.Equal(t, "", ev.Metadata["added"], "WithMetadata in a handler changed the publisher's event")
 }
 
+// Publishing a *Event, changing its metadata with WithMetadata and
+// publishing it again does not change what the handler of the first
+// delivery sees (and, under -race, is no data race).
+func (s *suite) testRepublishedMetadata(t *testing.T) {
+	e := s.env(t)
+	pub, sub := e.bus(), e.bus()
+	typ := e.typ("republish")
+	entered := make(chan struct{}, 1)
+	republished := make(chan struct{})
+	seen := make(chan map[string]string, 1)
+	var calls atomic.Int64
+	e.subscribe(sub, typ, func(ctx context.Context, ev *gossip.Event) error {
+		if calls.Add(1) != 1 {
+			return nil // the second publish (JetStream may drop it as a duplicate ID)
+		}
+		entered <- struct{}{}
+		select { // read the metadata only once the event was changed and sent again
+		case <-republished:
+		case <-time.After(s.h.Timeout):
+		}
+		seen <- maps.Clone(ev.Metadata)
+		return nil
+	}, gossip.Workers(1))
+	ev := gossip.NewEvent(typ, "same pointer").WithMetadata("k", "first")
+	e.publish(pub, ev)
+	waitChan(t, entered, s.h.Timeout, "the first delivery's handler")
+	ev.WithMetadata("k", "second").WithMetadata("added", "later")
+	e.publish(pub, ev)
+	close(republished)
+	got := waitChan(t, seen, s.h.Timeout, "the first delivery's metadata")
+	assert.Equal(t, "first", got["k"], "a handler saw metadata changed after its event was published")
+	assert.Equal(t, "", got["added"], "a handler saw metadata added after its event was published")
+}
+
 func (s *suite) testSubscribeIsLive(t *testing.T) {
 	e := s.env(t)
 	pub, sub := e.bus(), e.bus()
