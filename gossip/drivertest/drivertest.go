@@ -223,6 +223,12 @@ func (s *sink) add(e *gossip.Event) {
 	}
 }
 
+func (s *sink) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id] > 0
+}
+
 func (s *sink) snapshot() []*gossip.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
