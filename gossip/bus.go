@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,6 +184,11 @@ func (b *EventBus) send(ctx context.Context, events []*Event) error {
 		m := e.message()
 		m.ID, m.Type, m.Source, m.Time, m.Metadata = e.ID, string(e.Type), e.Source, e.Timestamp, e.Metadata
 		if b.inProcess {
+			if len(e.Metadata) > 0 {
+				// Handlers must not see the publisher's later changes,
+				// as they do not on a wire.
+				m.Metadata = maps.Clone(e.Metadata)
+			}
 			m.Value = e.Data
 			if e.raw != nil {
 				// A delivered event forwarded from a wire: keep its bytes.
@@ -227,9 +233,18 @@ func (b *EventBus) prepare(e *Event) error {
 		e.Source = b.cfg.Source
 	}
 	for k, v := range e.Metadata {
-		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("%w %s (%s): metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", ErrInvalidEvent, e.ID, e.Type, k, v)
+		if err := validMetadata(k, v); err != nil {
+			return fmt.Errorf("%w %s (%s): %v", ErrInvalidEvent, e.ID, e.Type, err)
 		}
+	}
+	return nil
+}
+
+// validMetadata is the rule for metadata keys and values, the same on every
+// transport.
+func validMetadata(k, v string) error {
+	if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+		return fmt.Errorf("metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", k, v)
 	}
 	return nil
 }
@@ -259,14 +274,8 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 			return nil, fmt.Errorf("%w: group name %q must be one token of letters, digits, '_' and '-'", ErrInvalidEventType, sc.group)
 		}
 	}
-	if sc.workers <= 0 {
-		sc.workers = 1
-	}
-	if sc.maxDeliveries <= 0 {
-		sc.maxDeliveries = 1
-	}
-	if sc.maxBackoff < sc.backoff {
-		sc.maxBackoff = sc.backoff
+	if err := sc.validate(); err != nil {
+		return nil, err
 	}
 
 	b.mu.Lock()
@@ -297,7 +306,8 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	b.mu.Lock()
 	if b.closed.Load() { // Shutdown began while the transport subscribed
 		b.mu.Unlock()
-		_ = ds.Close(ctx)
+		s.stop(ctx)
+		s.close(ctx)
 		return nil, ErrClosed
 	}
 	b.subs[s] = struct{}{}
@@ -352,18 +362,21 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 
 	var errs []error
 	for _, s := range subs {
-		s.stop()
+		s.stop(ctx)
 	}
 	for _, s := range subs {
 		if err := s.wait(ctx); err != nil {
 			errs = append(errs, err)
-			for _, s := range subs { // give up on all of them: cancel their handlers
-				s.cancel()
+			for _, s := range subs { // give up on all of them
+				s.abandon()
 			}
 			break
 		}
 	}
 	b.drained.Store(true)
+	for _, s := range subs {
+		s.close(ctx)
+	}
 	// Wait for publishes (and Subscribe calls) already under way.
 	for b.publishing.Load() > 0 && len(errs) == 0 {
 		select {
@@ -372,8 +385,19 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 		}
 	}
-	if err := b.conn.Close(ctx); err != nil {
+	if err := b.conn.Close(boundedContext(ctx, b.cfg.DialTimeout)); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: close transport: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// boundedContext is ctx while it lasts, at most limit; once ctx has ended, a
+// second's grace for the transport to let go.
+func boundedContext(ctx context.Context, limit time.Duration) context.Context {
+	if ctx.Err() != nil {
+		limit = min(limit, time.Second)
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	context.AfterFunc(c, cancel)
+	return c
 }
