@@ -177,7 +177,7 @@ func (s *Subscription) dispatch(d driver.Delivery) {
 	switch {
 	case s.settle.abandoned():
 		s.notHandled(d)
-	case s.redelive.stopped() && s.releaser != nil:
+	case s.releaser != nil && s.redelive.stopped():
 		s.settle.release(d)
 	default:
 		s.handle(d)

@@ -18,7 +18,9 @@
 // group's first member) until a member joins. When that queue is full and
 // no member is there to empty it, Publish returns ErrGroupFull at once
 // rather than wait for a member that may never come. A member that leaves
-// hands the events it took but never started back to the group.
+// hands the event it took but never started back to the group; the last
+// member to leave handles what the group holds first (on a private broker
+// nothing else could).
 package memory
 
 import (
@@ -199,7 +201,7 @@ func (g *group) put(ctx context.Context, d driver.Delivery) error {
 	default:
 	}
 	if g.members.Load() == 0 {
-		return fmt.Errorf("%w: group %q on %q holds %d events", ErrGroupFull, g.name, g.pattern, cap(g.ch))
+		return fmt.Errorf("%w (group %q on %q, %d events)", ErrGroupFull, g.name, g.pattern, cap(g.ch))
 	}
 	select {
 	case g.ch <- d:
@@ -234,6 +236,11 @@ func (g *group) take(stop <-chan struct{}) (driver.Delivery, bool) {
 			return d, true
 		}
 		g.backMu.Unlock()
+	}
+	select {
+	case d := <-g.ch:
+		return d, true
+	default:
 	}
 	select {
 	case d := <-g.ch:
@@ -318,7 +325,7 @@ func (m *member) forward() {
 	for {
 		d, ok := m.g.take(m.stop)
 		if !ok {
-			return
+			break
 		}
 		select {
 		case m.out <- d:
@@ -327,11 +334,27 @@ func (m *member) forward() {
 			return
 		}
 	}
+	if m.g.members.Load() > 0 {
+		return // the others take what the group holds
+	}
+	// The last member handles what the group holds now before it stops,
+	// as a broadcast listener does: on a private broker nobody else could.
+	for n := len(m.g.ch) + int(m.g.backN.Load()); n > 0; n-- {
+		d, ok := m.g.take(closedChan)
+		if !ok {
+			return
+		}
+		m.out <- d
+	}
 }
+
+// closedChan makes take return at once when the group is empty.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (m *member) Deliveries() <-chan driver.Delivery { return m.out }
 
-// Stop leaves the group: the delivery in hand goes back to it.
+// Stop leaves the group: the delivery in hand goes back to it, or, for the
+// last member, what the group holds is delivered first.
 func (m *member) Stop(ctx context.Context) error {
 	m.stopOnce.Do(func() {
 		m.g.members.Add(-1)
@@ -343,14 +366,6 @@ func (m *member) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// Release hands deliveries that were never started back to the group.
-func (m *member) Release(_ context.Context, ds []driver.Delivery) error {
-	for _, d := range ds {
-		m.g.giveBack(d)
-	}
-	return nil
 }
 
 func (m *member) Close(ctx context.Context) error { return m.Stop(ctx) }
