@@ -329,10 +329,15 @@ func (m *member) forward() {
 		}
 		select {
 		case m.out <- d:
+			continue
 		case <-m.stop:
-			m.g.giveBack(d)
+		}
+		if m.g.members.Load() > 0 {
+			m.g.giveBack(d) // for the others
 			return
 		}
+		m.out <- d
+		break
 	}
 	if m.g.members.Load() > 0 {
 		return // the others take what the group holds
