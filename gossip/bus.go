@@ -374,9 +374,11 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 		}
 	}
 	b.drained.Store(true)
+	var closing sync.WaitGroup
 	for _, s := range subs {
-		s.close(ctx)
+		closing.Go(func() { s.close(ctx) })
 	}
+	closing.Wait()
 	// Wait for publishes (and Subscribe calls) already under way.
 	for b.publishing.Load() > 0 && len(errs) == 0 {
 		select {

@@ -101,7 +101,9 @@ func (s *Subscription) stop(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
 		s.redelive.stop()
-		err = s.ds.Stop(boundedContext(ctx, s.bus.cfg.DialTimeout))
+		ctx, cancel := context.WithTimeout(ctx, s.bus.cfg.DialTimeout)
+		defer cancel()
+		err = s.ds.Stop(ctx)
 	})
 	return err
 }
