@@ -333,10 +333,14 @@ func (b *EventBus) forget(s *Subscription) {
 
 // Shutdown stops the bus gracefully: new publishes and subscriptions fail
 // with ErrClosed; subscriptions stop fetching; in-flight handlers finish and
-// ack (and may still publish with the ctx they were given, to chain events), and events already buffered in memory are handled; what remains
-// unacknowledged stays on a durable transport for the next consumer. Then
-// the transport connection closes. If ctx ends first, handler contexts are
-// cancelled and Shutdown returns ctx's error. Shutdown is idempotent: later
+// ack (and may still publish with the ctx they were given, to chain events);
+// events already buffered in memory are handled; on a durable transport,
+// deliveries fetched but never started go back to their group and what
+// remains unacknowledged stays for the next consumer. Then the transport
+// connection closes. If ctx ends first, Shutdown stops at once: handler
+// contexts are cancelled, no handler starts and nothing is retried or
+// acknowledged any more (in-process deliveries are dropped with a log line
+// each), and Shutdown returns ctx's error. Shutdown is idempotent: later
 // calls wait for the first and return its result.
 func (b *EventBus) Shutdown(ctx context.Context) error {
 	b.shutdownOnce.Do(func() {
