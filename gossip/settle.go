@@ -18,6 +18,8 @@ type settler struct {
 	gate        sync.RWMutex // calls hold it shared; close takes it to end them
 	closed      bool
 	gaveUp      atomic.Bool
+	calls       context.Context // cancelled when Shutdown gives up
+	endCalls    context.CancelFunc
 	acks        coalescer
 	releases    coalescer
 	heldMu      sync.Mutex
@@ -38,6 +40,7 @@ type heldDelivery struct {
 func (st *settler) init(s *Subscription) {
 	st.s = s
 	st.callTimeout = s.bus.cfg.DialTimeout
+	st.calls, st.endCalls = context.WithCancel(context.Background())
 	if s.keeper != nil {
 		st.held = map[*heldDelivery]struct{}{}
 		st.keepEvery = max(s.bus.cfg.AckWait/3, 10*time.Millisecond)
@@ -52,9 +55,9 @@ func (st *settler) call(what string, ds []driver.Delivery, f func(ctx context.Co
 	if st.closed || st.gaveUp.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), st.callTimeout)
+	ctx, cancel := context.WithTimeout(st.calls, st.callTimeout)
 	defer cancel()
-	if err := f(ctx); err != nil {
+	if err := f(ctx); err != nil && st.calls.Err() == nil {
 		st.s.bus.logger.Warn("gossip: "+what+" failed; the transport redelivers the events after its ack wait",
 			"pattern", string(st.s.pattern), "group", st.s.cfg.group, "events", len(ds), "first_id", ds[0].ID, "error", err)
 	}
@@ -62,13 +65,13 @@ func (st *settler) call(what string, ds []driver.Delivery, f func(ctx context.Co
 
 func (st *settler) ack(d driver.Delivery) {
 	if a := st.s.acker; a != nil {
-		st.acks.add(d, func(ds []driver.Delivery) {
+		st.acks.add([]driver.Delivery{d}, func(ds []driver.Delivery) {
 			st.call("ack", ds, func(ctx context.Context) error { return a.Ack(ctx, ds) })
 		})
 	}
 }
 
-func (st *settler) release(d driver.Delivery) {
+func (st *settler) release(d ...driver.Delivery) {
 	r := st.s.releaser
 	st.releases.add(d, func(ds []driver.Delivery) {
 		st.call("hand-back", ds, func(ctx context.Context) error { return r.Release(ctx, ds) })
@@ -162,9 +165,9 @@ type coalescer struct {
 	spare []driver.Delivery
 }
 
-func (b *coalescer) add(d driver.Delivery, send func([]driver.Delivery)) {
+func (b *coalescer) add(ds []driver.Delivery, send func([]driver.Delivery)) {
 	b.mu.Lock()
-	b.queue = append(b.queue, d)
+	b.queue = append(b.queue, ds...)
 	if b.busy {
 		b.mu.Unlock()
 		return
@@ -213,9 +216,9 @@ func (r *redeliveries) stopped() bool { r.mu.Lock(); defer r.mu.Unlock(); return
 func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 	d.Attempt++
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.pending++
 	if r.stopping {
+		r.mu.Unlock()
 		r.settleStopped(d)
 		return
 	}
@@ -232,6 +235,7 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 		}
 	})
 	r.timers[t] = rt
+	r.mu.Unlock()
 }
 
 // stop ends the waiting: a retry goes back to the group where the
@@ -239,30 +243,43 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 // Shutdown gave up.
 func (r *redeliveries) stop() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.stopping = true
+	var ds []driver.Delivery
 	for t, rt := range r.timers {
 		if t.Stop() {
 			delete(r.timers, t)
 			r.s.settle.unhold(rt.held)
-			r.settleStopped(rt.d)
+			ds = append(ds, rt.d)
 		}
 	}
+	r.mu.Unlock()
+	r.settleStopped(ds...)
 }
 
-// settleStopped disposes of a retry after stop; r.mu is held.
-func (r *redeliveries) settleStopped(d driver.Delivery) {
-	switch {
-	case r.s.settle.abandoned():
-		r.s.notHandled(d)
-	case r.s.releaser != nil:
-		r.s.settle.release(d)
-	default:
-		go func() { r.ch <- d }() // handled before the workers stop
+// settleStopped disposes of retries after stop.
+func (r *redeliveries) settleStopped(ds ...driver.Delivery) {
+	if len(ds) == 0 {
 		return
 	}
-	r.pending--
+	switch {
+	case r.s.settle.abandoned():
+		for _, d := range ds {
+			r.s.notHandled(d)
+		}
+	case r.s.releaser != nil:
+		r.s.settle.release(ds...)
+	default:
+		go func() { // handled before the workers stop
+			for _, d := range ds {
+				r.ch <- d
+			}
+		}()
+		return
+	}
+	r.mu.Lock()
+	r.pending -= len(ds)
 	r.closeIfDone()
+	r.mu.Unlock()
 }
 
 // deliveriesClosed notes that the driver sends nothing more.
