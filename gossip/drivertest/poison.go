@@ -144,7 +144,11 @@ func (s *suite) testUnpublishableDeadLetter(t *testing.T) {
 			n := largestData(t, pub, probe, limit)
 			return setup{typ, func(b *gossip.EventBus) { e.publish(b, gossip.NewEvent(typ, strings.Repeat("x", n))) }}
 		},
-		check: func(t *testing.T, letter *gossip.Event, info gossip.DeadLetter) {},
+		check: func(t *testing.T, letter *gossip.Event, info gossip.DeadLetter) {
+			n, err := strconv.Atoi(letter.Metadata[gossip.MetaDeadLetterDataBytes])
+			require.NoError(t, err, "the dead letter records the size of the data it left out (%s)", gossip.MetaDeadLetterDataBytes)
+			assert.Greater(t, n, limit/2, "the size recorded is the original data's")
+		},
 	}, {
 		// Publish refuses metadata with an empty key, so no event from the
 		// public API carries it; a structured CloudEvent another producer
@@ -165,6 +169,11 @@ func (s *suite) testUnpublishableDeadLetter(t *testing.T) {
 			t.Logf("dead-lettered after %d deliveries: %s", info.Deliveries, info.Error)
 			for k := range letter.Metadata {
 				assert.NotEmpty(t, k, "the dead letter carries no empty metadata key")
+			}
+			if info.Deliveries > 1 { // read as an event: its handler failed
+				assert.Contains(t, letter.Metadata[gossip.MetaDeadLetterDropped], `""`,
+					"the dead letter records the metadata key it left out (%s)", gossip.MetaDeadLetterDropped)
+				assert.Equal(t, "fine", letter.Metadata["ok"], "and keeps the valid metadata")
 			}
 		},
 	}}
