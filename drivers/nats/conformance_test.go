@@ -27,6 +27,7 @@ func TestConformanceJetStream(t *testing.T) {
 			return gossip.Config{Driver: url + "?prefix=" + ns}
 		},
 		Capabilities: drivertest.Capabilities{Groups: true, Durable: true, Encodes: true},
+		PutRaw:       putRaw(shared.URL(), func(ns string) string { return ns }, true),
 	})
 }
 
@@ -36,7 +37,33 @@ func TestConformanceCore(t *testing.T) {
 			return gossip.Config{Driver: shared.URL() + "?mode=core&prefix=core_" + ns}
 		},
 		Capabilities: drivertest.Capabilities{Groups: true, Encodes: true},
+		PutRaw:       putRaw(shared.URL(), func(ns string) string { return "core_" + ns }, false),
 	})
+}
+
+// putRaw returns a Harness.PutRaw publishing body, with no headers, with
+// plain nats.go on the subject of the type ("<prefix>.<type>", the prefix
+// of namespace ns given by prefixOf): through JetStream, waiting for the
+// stream's PubAck, or core NATS, flushed.
+func putRaw(url string, prefixOf func(ns string) string, jetStream bool) func(t testing.TB, ns, typ string, body []byte) {
+	return func(t testing.TB, ns, typ string, body []byte) {
+		t.Helper()
+		nc, err := natsgo.Connect(url)
+		require.NoError(t, err)
+		defer nc.Close()
+		subject := prefixOf(ns) + "." + typ
+		if !jetStream {
+			require.NoError(t, nc.Publish(subject, body))
+			require.NoError(t, nc.Flush())
+			return
+		}
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = js.Publish(ctx, subject, body)
+		require.NoError(t, err, "publish raw bytes on %s", subject)
+	}
 }
 
 // TestConformanceExternalServer runs the suite once more against the NATS
@@ -54,6 +81,7 @@ func TestConformanceExternalServer(t *testing.T) {
 			return gossip.Config{Driver: url + "?prefix=" + run + "_" + ns}
 		},
 		Capabilities: drivertest.Capabilities{Groups: true, Durable: true, Encodes: true},
+		PutRaw:       putRaw(url, func(ns string) string { return run + "_" + ns }, true),
 	})
 }
 

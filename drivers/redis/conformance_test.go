@@ -19,12 +19,49 @@ import (
 
 func TestConformanceStreams(t *testing.T) {
 	requireRedis(t)
-	drivertest.Run(t, harness(testURL, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true}))
+	h := harness(testURL, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true})
+	h.PutRaw = putRaw(testURL, false)
+	drivertest.Run(t, h)
 }
 
 func TestConformancePubSub(t *testing.T) {
 	requireRedis(t)
-	drivertest.Run(t, harness(testURL, drivertest.Capabilities{Encodes: true}, "mode", "pubsub"))
+	h := harness(testURL, drivertest.Capabilities{Encodes: true}, "mode", "pubsub")
+	h.PutRaw = putRaw(testURL, true)
+	drivertest.Run(t, h)
+}
+
+// putRaw returns a Harness.PutRaw writing body as another producer would,
+// with a plain client: in Streams mode an entry of the type's stream
+// ("<prefix>:{<type>}:stream") with a field set that is no CloudEvent, the
+// type registered as the documented format says; in Pub/Sub mode a PUBLISH
+// of the bytes on the type's channel ("<prefix>:<type>").
+func putRaw(base string, pubsub bool) func(t testing.TB, ns, typ string, body []byte) {
+	return func(t testing.TB, ns, typ string, body []byte) {
+		t.Helper()
+		c := newClient(t, base)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if pubsub {
+			if err := c.Publish(ctx, ns+":"+typ, body).Err(); err != nil {
+				t.Fatalf("PUBLISH raw bytes: %v", err)
+			}
+			return
+		}
+		args := &goredis.XAddArgs{Stream: ns + ":{" + typ + "}:stream", Values: []any{"producer", "elsewhere", "data", body}}
+		if err := c.XAdd(ctx, args).Err(); err != nil {
+			t.Fatalf("XADD raw entry: %v", err)
+		}
+		added, err := c.SAdd(ctx, ns+":types", typ).Result()
+		if err != nil {
+			t.Fatalf("register type %s: %v", typ, err)
+		}
+		if added == 1 {
+			if err := c.Publish(ctx, ns+":types-added", typ).Err(); err != nil {
+				t.Fatalf("announce type %s: %v", typ, err)
+			}
+		}
+	}
 }
 
 // TestConformanceCluster runs the suite in Streams mode on a three-master
@@ -34,7 +71,9 @@ func TestConformanceCluster(t *testing.T) {
 		t.Skip("-short: skipping the three-node Cluster (it starts three redis-servers)")
 	}
 	base := startCluster(t)
-	drivertest.Run(t, harness(base, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true}))
+	h := harness(base, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true})
+	h.PutRaw = putRaw(base, false)
+	drivertest.Run(t, h)
 }
 
 // startCluster starts three masters with --cluster-enabled yes, forms the

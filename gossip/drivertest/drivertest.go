@@ -58,6 +58,13 @@ type Harness struct {
 
 	// Timeout bounds each wait for a delivery (default 15s).
 	Timeout time.Duration
+
+	// PutRaw, when set, writes body onto the transport as another producer
+	// would, under event type typ in namespace ns (the type's stream,
+	// subject or channel), without any CloudEvents framing: the bytes a
+	// foreign or broken producer leaves there. Nil on a transport without a
+	// wire (memory): the tests that need it skip.
+	PutRaw func(t testing.TB, ns string, typ string, body []byte)
 }
 
 // Run runs every conformance test against the transport.
@@ -113,9 +120,9 @@ func (e *env) typ(suffix string) gossip.EventType {
 	return gossip.EventType(e.prefix + "." + suffix)
 }
 
-// bus opens a bus in the test's namespace, shut down when the test ends.
-func (e *env) bus(mutate ...func(*gossip.Config)) *gossip.EventBus {
-	e.t.Helper()
+// config is the configuration of a new bus in the test's namespace: the
+// harness's, with the suite's source, fast retries and a quiet logger.
+func (e *env) config(mutate ...func(*gossip.Config)) gossip.Config {
 	cfg := e.s.h.Config(e.t, e.ns)
 	cfg.Source = "drivertest"
 	cfg.RetryBackoff = 5 * time.Millisecond
@@ -126,12 +133,36 @@ func (e *env) bus(mutate ...func(*gossip.Config)) *gossip.EventBus {
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	return cfg
+}
+
+// bus opens a bus in the test's namespace, shut down when the test ends.
+func (e *env) bus(mutate ...func(*gossip.Config)) *gossip.EventBus {
+	e.t.Helper()
+	cfg := e.config(mutate...)
 	b, err := gossip.NewEventBus(&cfg)
 	require.NoError(e.t, err, "NewEventBus")
 	e.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		require.NoError(e.t, b.Shutdown(ctx), "Shutdown at test end")
+	})
+	return b
+}
+
+// ownBus opens a bus in the test's namespace that the test shuts down
+// itself, perhaps with an ended ctx (which makes Shutdown return ctx's
+// error, and every later call the same): the cleanup only makes sure it is
+// down, without judging that error.
+func (e *env) ownBus(mutate ...func(*gossip.Config)) *gossip.EventBus {
+	e.t.Helper()
+	cfg := e.config(mutate...)
+	b, err := gossip.NewEventBus(&cfg)
+	require.NoError(e.t, err, "NewEventBus")
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = b.Shutdown(ctx)
 	})
 	return b
 }
@@ -190,6 +221,12 @@ func (s *sink) add(e *gossip.Event) {
 	case s.signal <- struct{}{}:
 	default:
 	}
+}
+
+func (s *sink) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id] > 0
 }
 
 func (s *sink) snapshot() []*gossip.Event {
@@ -304,5 +341,13 @@ func (s *suite) tests() []testCase {
 		{"InvalidTypesRejected", s.testInvalidTypes},
 		{"InvalidEventsRejected", s.testInvalidEvents},
 		{"EventTooLargeRejected", s.testTooLarge},
+		{"PoisonAcrossRestarts", s.testPoisonAcrossRestarts},
+		{"UnpublishableDeadLetterIsRepaired", s.testUnpublishableDeadLetter},
+		{"ShutdownWithEndedCtxStopsRetrying", s.testShutdownEndedCtxStopsRetrying},
+		{"SubscribeRacingShutdown", s.testSubscribeRacingShutdown},
+		{"RepublishedEventMetadataIsolated", s.testRepublishedMetadata},
+		{"MemberLeavingHandsBackDeliveries", s.testMemberLeavingHandsBack},
+		{"FiftySubscriptionsFlow", s.testFiftySubscriptionsFlow},
+		{"UndecodableWireBytes", s.testUndecodableWireBytes},
 	}
 }
