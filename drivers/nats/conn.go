@@ -100,7 +100,7 @@ func dial(ctx context.Context, servers string, opts []natsgo.Option) (*natsgo.Co
 			break
 		}
 	}
-	return nil, fmt.Errorf("nats: connect to %s: %w", redactServers(servers), err)
+	return nil, fmt.Errorf("nats: connect to %s: %w", driver.Redact(servers), err)
 }
 
 // New returns a gossip connection over nc, a connection the application
@@ -213,9 +213,6 @@ func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) e
 // subscription that Close ends.
 func (c *Conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
 	spec.BufferSize = max(spec.BufferSize, 1)
-	if spec.AckWait <= 0 {
-		spec.AckWait = 30 * time.Second
-	}
 	if c.isClosed() {
 		return nil, driver.ErrSubscriptionClosed
 	}
@@ -227,6 +224,9 @@ func (c *Conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver
 		s, err = c.subscribeCore(ctx, spec)
 	} else {
 		s, err = c.subscribeJS(ctx, spec)
+	}
+	if err != nil && c.isClosed() {
+		return nil, driver.ErrSubscriptionClosed // the connection closed under it
 	}
 	if err != nil {
 		return nil, err
@@ -285,6 +285,15 @@ func (c *Conn) Close(ctx context.Context) error {
 		c.nc.Close()
 	}
 	return err
+}
+
+// withDeadline gives ctx a deadline of ackTimeout if it has none: a flush
+// or a double ack needs one.
+func withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, ackTimeout)
 }
 
 func stopAndClose(ctx context.Context, s driver.Subscription) {

@@ -25,7 +25,7 @@ func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 	if c.cfg.asyncFlush {
 		return nil
 	}
-	fctx, cancel := flushContext(ctx)
+	fctx, cancel := withDeadline(ctx)
 	defer cancel()
 	if err := c.nc.FlushWithContext(fctx); err != nil {
 		if ctx.Err() != nil {
@@ -34,15 +34,6 @@ func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 		return fmt.Errorf("nats: publish: flush: %w", err)
 	}
 	return nil
-}
-
-// flushContext gives ctx a deadline if it has none: FlushWithContext needs
-// one.
-func flushContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, ackTimeout)
 }
 
 // coreSub is a plain NATS subscription (a queue subscription for a group).
@@ -75,7 +66,7 @@ func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (dr
 	// limit, so that none is dropped as a slow consumer.
 	_ = s.sub.SetPendingLimits(-1, -1)
 	// Subscribe is live once the server has the interest.
-	fctx, cancel := flushContext(ctx)
+	fctx, cancel := withDeadline(ctx)
 	defer cancel()
 	if err := c.nc.FlushWithContext(fctx); err != nil {
 		_ = s.sub.Unsubscribe()
@@ -111,7 +102,7 @@ func (s *coreSub) Stop(ctx context.Context) error {
 		close(s.stopping)
 		switch err := s.sub.Unsubscribe(); {
 		case err == nil:
-			fctx, cancel := flushContext(ctx)
+			fctx, cancel := withDeadline(ctx)
 			_ = s.c.nc.FlushWithContext(fctx) // best effort: the interest is gone at the latest with the connection
 			cancel()
 		case !errors.Is(err, natsgo.ErrConnectionClosed) && !errors.Is(err, natsgo.ErrBadSubscription):

@@ -65,8 +65,9 @@ func TestCrashedMemberEventsGoToAnother(t *testing.T) {
 	}
 }
 
-// A handler slower than the ack wait keeps its event: the driver tells the
-// server it is still in progress, so no other member gets it meanwhile.
+// A handler slower than the ack wait keeps its event: gossip keeps it alive
+// through the driver's KeepAlive (JetStream InProgress), so no other member
+// gets it meanwhile.
 func TestSlowHandlerKeepsItsEvent(t *testing.T) {
 	p := prefix(t)
 	cfg := gossip.Config{Driver: shared.URL() + "?prefix=" + p, AckWait: time.Second}

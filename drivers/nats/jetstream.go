@@ -127,13 +127,6 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 		stall = max(time.Until(dl), time.Millisecond)
 	}
 	opt := jetstream.WithStallWait(stall)
-	if len(msgs) == 1 {
-		f, err := c.js.PublishMsgAsync(c.jsMessage(msgs[0]), opt)
-		if err != nil {
-			return c.publishError(ctx, msgs[0], err)
-		}
-		return c.pubAck(ctx, f, msgs[0])
-	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		f, err := c.js.PublishMsgAsync(c.jsMessage(m), opt)

@@ -268,11 +268,8 @@ func (s *jsSub) Ack(ctx context.Context, ds []driver.Delivery) error {
 	if !s.c.cfg.syncAck {
 		return settleEach(ds, jetstream.Msg.Ack)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ackTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
 	return settleEach(ds, func(msg jetstream.Msg) error { return msg.DoubleAck(ctx) })
 }
 

@@ -112,16 +112,16 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 	}
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return "", fmt.Errorf("%w %q: query: %v", ErrBadURL, redactServers(servers), err)
+		return "", fmt.Errorf("%w %q: query: %v", ErrBadURL, driver.Redact(servers), err)
 	}
 	for k, vs := range q {
 		set, ok := params[k]
 		if !ok {
 			return "", fmt.Errorf("%w %q: unknown parameter %q (known: %s)",
-				ErrBadURL, redactServers(servers), k, strings.Join(slices.Sorted(maps.Keys(params)), ", "))
+				ErrBadURL, driver.Redact(servers), k, strings.Join(slices.Sorted(maps.Keys(params)), ", "))
 		}
 		if err := set(cfg, vs[len(vs)-1]); err != nil {
-			return "", fmt.Errorf("%w %q: parameter %s=%q: %v", ErrBadURL, redactServers(servers), k, vs[len(vs)-1], err)
+			return "", fmt.Errorf("%w %q: parameter %s=%q: %v", ErrBadURL, driver.Redact(servers), k, vs[len(vs)-1], err)
 		}
 	}
 	if cfg.tlsCA != "" {
@@ -131,18 +131,4 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 		cfg.natsOptions = append(cfg.natsOptions, natsgo.ClientCert(cfg.tlsCert, cfg.tlsKey))
 	}
 	return servers, nil
-}
-
-// redactServers hides the passwords and tokens of a comma-separated server
-// list.
-func redactServers(servers string) string {
-	parts := strings.Split(servers, ",")
-	for i, p := range parts {
-		if p = strings.TrimSpace(p); strings.Contains(p, "://") {
-			parts[i] = driver.Redact(p)
-		} else {
-			parts[i] = strings.TrimPrefix(driver.Redact("nats://"+p), "nats://")
-		}
-	}
-	return strings.Join(parts, ",")
 }

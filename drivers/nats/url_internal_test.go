@@ -49,11 +49,3 @@ func TestParseURL(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "secret")
 }
-
-func TestRedactServers(t *testing.T) {
-	got := redactServers("nats://u:secret@a:4222, nats://token123@b:4222,c:4222")
-	assert.NotContains(t, got, "secret")
-	assert.NotContains(t, got, "token123")
-	assert.Contains(t, got, "a:4222")
-	assert.Contains(t, got, "b:4222")
-}

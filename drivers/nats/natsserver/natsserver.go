@@ -29,8 +29,6 @@ type Options struct {
 	Dir string
 	// Port is the client port; 0 picks a free one.
 	Port int
-	// NoJetStream runs a core-only server.
-	NoJetStream bool
 
 	// Name names the server (required in a cluster).
 	Name string
@@ -55,7 +53,7 @@ type Server struct {
 // Start starts a server and waits until it accepts clients.
 func Start(o Options) (*Server, error) {
 	s := &Server{}
-	if o.Dir == "" && !o.NoJetStream {
+	if o.Dir == "" {
 		dir, err := os.MkdirTemp("", "gossip-nats-*")
 		if err != nil {
 			return nil, fmt.Errorf("natsserver: store dir: %w", err)
@@ -66,7 +64,7 @@ func Start(o Options) (*Server, error) {
 		ServerName: o.Name,
 		Host:       "127.0.0.1",
 		Port:       o.Port,
-		JetStream:  !o.NoJetStream,
+		JetStream:  true,
 		StoreDir:   o.Dir,
 		NoLog:      true,
 		NoSigs:     true,
