@@ -2,7 +2,6 @@ package nats
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -47,7 +46,6 @@ type coreSub struct {
 	mu       sync.RWMutex  // the callback holds it shared; Stop takes it to close ch
 	stopped  bool
 	stopOnce sync.Once
-	stopErr  error
 }
 
 func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
@@ -100,25 +98,23 @@ func (s *coreSub) Deliveries() <-chan driver.Delivery { return s.ch }
 func (s *coreSub) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		close(s.stopping)
-		switch err := s.sub.Unsubscribe(); {
-		case err == nil:
+		// Unsubscribe fails only on a closed or draining connection, where
+		// the interest goes anyway; the flush is best effort too.
+		if s.sub.Unsubscribe() == nil {
 			fctx, cancel := withDeadline(ctx)
-			_ = s.c.nc.FlushWithContext(fctx) // best effort: the interest is gone at the latest with the connection
+			_ = s.c.nc.FlushWithContext(fctx)
 			cancel()
-		case !errors.Is(err, natsgo.ErrConnectionClosed) && !errors.Is(err, natsgo.ErrBadSubscription):
-			s.stopErr = fmt.Errorf("nats: unsubscribe: %w", err)
 		}
 		s.mu.Lock()
 		s.stopped = true
 		close(s.ch)
 		s.mu.Unlock()
 	})
-	return s.stopErr
+	return nil
 }
 
 // Close stops the subscription if Stop did not.
 func (s *coreSub) Close(ctx context.Context) error {
-	err := s.Stop(ctx)
 	s.c.forget(s)
-	return err
+	return s.Stop(ctx)
 }

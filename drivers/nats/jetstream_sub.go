@@ -61,25 +61,20 @@ func (c *Conn) subscribeJS(ctx context.Context, spec driver.SubscribeSpec) (driv
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		MaxAckPending: c.cfg.maxAckPending,
 	}
-	var (
-		cons jetstream.Consumer
-		err  error
-	)
 	if spec.Group == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		cfg.Name = "gossip_bcast_" + hex.EncodeToString(b[:])
 		cfg.Description = "gossip broadcast listener on " + filter
 		cfg.InactiveThreshold = c.cfg.inactiveThreshold
-		cons, err = c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
 	} else {
 		cfg.Durable = consumerName(spec.Group, spec.Pattern)
 		cfg.Description = "gossip group " + spec.Group + " on " + filter
 		if spec.Start == driver.StartOldest {
 			cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 		}
-		cons, err = c.groupConsumer(ctx, cfg)
 	}
+	cons, err := c.makeConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("nats: consumer on %s: %w", filter, err)
 	}
@@ -94,10 +89,14 @@ func (c *Conn) subscribeJS(ctx context.Context, spec driver.SubscribeSpec) (driv
 	return s, nil
 }
 
-// groupConsumer returns the group's durable consumer, creating it on first
-// use. A later member joins it as it is (its start position was fixed when
-// it was created); only AckWait follows the newest member.
-func (c *Conn) groupConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+// makeConsumer creates a broadcast listener's consumer, or returns a
+// group's durable one, creating it on first use. A later member joins it as
+// it is (its start position was fixed when it was created); only AckWait
+// follows the newest member.
+func (c *Conn) makeConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if cfg.Durable == "" {
+		return c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
+	}
 	cons, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		cons, err = c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
@@ -182,9 +181,6 @@ func (s *jsSub) pullUntilError() (got bool, err error) {
 	for {
 		msg, err := it.Next(next)
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && s.stopping.Err() == nil {
-				err = fmt.Errorf("pull ended: %w", err)
-			}
 			return got, err
 		}
 		got = true
@@ -210,15 +206,7 @@ func (s *jsSub) remakeIfGone() {
 		s.c.cfg.logger.Warn("nats: cannot make the stream again", "stream", s.c.cfg.stream, "error", err)
 		return
 	}
-	var (
-		cons jetstream.Consumer
-		err  error
-	)
-	if s.cfg.Durable == "" {
-		cons, err = s.c.js.CreateConsumer(ctx, s.c.cfg.stream, s.cfg)
-	} else {
-		cons, err = s.c.groupConsumer(ctx, s.cfg)
-	}
+	cons, err := s.c.makeConsumer(ctx, s.cfg)
 	if err != nil {
 		s.c.cfg.logger.Warn("nats: cannot make the consumer again", "consumer", s.name, "error", err)
 		return
