@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,6 +184,11 @@ func (b *EventBus) send(ctx context.Context, events []*Event) error {
 		m := e.message()
 		m.ID, m.Type, m.Source, m.Time, m.Metadata = e.ID, string(e.Type), e.Source, e.Timestamp, e.Metadata
 		if b.inProcess {
+			if len(e.Metadata) > 0 {
+				// Handlers must not see the publisher's later changes,
+				// as they do not on a wire.
+				m.Metadata = maps.Clone(e.Metadata)
+			}
 			m.Value = e.Data
 			if e.raw != nil {
 				// A delivered event forwarded from a wire: keep its bytes.
@@ -227,9 +233,18 @@ func (b *EventBus) prepare(e *Event) error {
 		e.Source = b.cfg.Source
 	}
 	for k, v := range e.Metadata {
-		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("%w %s (%s): metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", ErrInvalidEvent, e.ID, e.Type, k, v)
+		if err := validMetadata(k, v); err != nil {
+			return fmt.Errorf("%w %s (%s): %v", ErrInvalidEvent, e.ID, e.Type, err)
 		}
+	}
+	return nil
+}
+
+// validMetadata is the rule for metadata keys and values, the same on every
+// transport.
+func validMetadata(k, v string) error {
+	if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+		return fmt.Errorf("metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", k, v)
 	}
 	return nil
 }
@@ -259,14 +274,8 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 			return nil, fmt.Errorf("%w: group name %q must be one token of letters, digits, '_' and '-'", ErrInvalidEventType, sc.group)
 		}
 	}
-	if sc.workers <= 0 {
-		sc.workers = 1
-	}
-	if sc.maxDeliveries <= 0 {
-		sc.maxDeliveries = 1
-	}
-	if sc.maxBackoff < sc.backoff {
-		sc.maxBackoff = sc.backoff
+	if err := sc.validate(); err != nil {
+		return nil, err
 	}
 
 	b.mu.Lock()
@@ -297,7 +306,8 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	b.mu.Lock()
 	if b.closed.Load() { // Shutdown began while the transport subscribed
 		b.mu.Unlock()
-		_ = ds.Close(ctx)
+		s.stop(ctx)
+		s.close(ctx)
 		return nil, ErrClosed
 	}
 	b.subs[s] = struct{}{}
@@ -323,10 +333,14 @@ func (b *EventBus) forget(s *Subscription) {
 
 // Shutdown stops the bus gracefully: new publishes and subscriptions fail
 // with ErrClosed; subscriptions stop fetching; in-flight handlers finish and
-// ack (and may still publish with the ctx they were given, to chain events), and events already buffered in memory are handled; what remains
-// unacknowledged stays on a durable transport for the next consumer. Then
-// the transport connection closes. If ctx ends first, handler contexts are
-// cancelled and Shutdown returns ctx's error. Shutdown is idempotent: later
+// ack (and may still publish with the ctx they were given, to chain events);
+// events already buffered in memory are handled; on a durable transport,
+// deliveries fetched but never started go back to their group and what
+// remains unacknowledged stays for the next consumer. Then the transport
+// connection closes. If ctx ends first, Shutdown stops at once: handler
+// contexts are cancelled, no handler starts and nothing is retried or
+// acknowledged any more (in-process deliveries are dropped with a log line
+// each), and Shutdown returns ctx's error. Shutdown is idempotent: later
 // calls wait for the first and return its result.
 func (b *EventBus) Shutdown(ctx context.Context) error {
 	b.shutdownOnce.Do(func() {
@@ -352,18 +366,23 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 
 	var errs []error
 	for _, s := range subs {
-		s.stop()
+		s.stop(ctx)
 	}
 	for _, s := range subs {
 		if err := s.wait(ctx); err != nil {
 			errs = append(errs, err)
-			for _, s := range subs { // give up on all of them: cancel their handlers
-				s.cancel()
+			for _, s := range subs { // give up on all of them
+				s.abandon()
 			}
 			break
 		}
 	}
 	b.drained.Store(true)
+	var closing sync.WaitGroup
+	for _, s := range subs {
+		closing.Go(func() { s.close(ctx) })
+	}
+	closing.Wait()
 	// Wait for publishes (and Subscribe calls) already under way.
 	for b.publishing.Load() > 0 && len(errs) == 0 {
 		select {
@@ -372,8 +391,19 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 		}
 	}
-	if err := b.conn.Close(ctx); err != nil {
+	if err := b.conn.Close(boundedContext(ctx, b.cfg.DialTimeout)); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: close transport: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// boundedContext is ctx while it lasts, at most limit; once ctx has ended, a
+// second's grace for the transport to let go.
+func boundedContext(ctx context.Context, limit time.Duration) context.Context {
+	if ctx.Err() != nil {
+		limit = min(limit, time.Second)
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	context.AfterFunc(c, cancel)
+	return c
 }

@@ -298,3 +298,21 @@ func TestDeadLetterIsNotDeadLetteredAgain(t *testing.T) {
 	}
 	assert.Empty(t, seen)
 }
+
+func TestSubscribeRefusesOptionsOutOfRange(t *testing.T) {
+	b := newBus(t, nil)
+	h := func(context.Context, *gossip.Event) error { return nil }
+	for name, opt := range map[string]gossip.SubscribeOption{
+		"negative backoff":     gossip.RetryBackoff(-time.Second, -time.Millisecond),
+		"zero backoff":         gossip.RetryBackoff(0, time.Second),
+		"max below initial":    gossip.RetryBackoff(time.Second, time.Millisecond),
+		"zero workers":         gossip.Workers(0),
+		"too many workers":     gossip.Workers(1 << 20),
+		"zero max deliveries":  gossip.MaxDeliveries(0),
+		"huge max deliveries":  gossip.MaxDeliveries(1 << 30),
+		"backoff over the cap": gossip.RetryBackoff(time.Second, 48*time.Hour),
+	} {
+		_, err := b.Subscribe("a.b", h, opt)
+		assert.ErrorIs(t, err, gossip.ErrInvalidOption, name)
+	}
+}

@@ -1,8 +1,14 @@
 package gossip
 
 import (
+	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/gossipbus/gossip/gossip/driver"
 )
 
 // The metadata keys a dead letter carries besides the original event's own.
@@ -62,11 +68,189 @@ func Replay(e *Event) *Event {
 	r := &Event{ID: NewID(), Type: info.OriginalType, Source: e.Source, Timestamp: e.Timestamp,
 		Data: e.Data, raw: e.raw, contentType: e.contentType, Metadata: map[string]string{}}
 	for k, v := range e.Metadata {
-		switch k {
-		case MetaDeadLetterError, MetaDeadLetterDeliveries, MetaDeadLetterType, MetaDeadLetterGroup, MetaDeadLetterSubscription:
-		default:
+		if !isDeadLetterKey(k) {
 			r.Metadata[k] = v
 		}
 	}
 	return r
+}
+
+// More metadata a dead letter may carry: what was changed to make it
+// publishable.
+const (
+	// MetaDeadLetterDataBytes is set when the data was too large for a dead
+	// letter and was left out: its size in bytes.
+	MetaDeadLetterDataBytes = "gossip-data-bytes"
+	// MetaDeadLetterDropped lists (quoted, comma-separated) the metadata
+	// keys left out because they were invalid or too large.
+	MetaDeadLetterDropped = "gossip-dropped-metadata"
+)
+
+// maxReason bounds the error text a dead letter carries.
+const maxReason = 2048
+
+// deadLetterTries bounds the attempts to publish one dead letter while the
+// transport fails, each after the subscription's backoff.
+const deadLetterTries = 3
+
+// deadLetter publishes the delivery under DeadLetterType(group, type) with
+// the reason and attempt count, then acks it. What would make the dead
+// letter unpublishable is repaired on it (see repairDeadLetter). While the
+// transport fails the publish is retried with backoff; then a durable
+// delivery is left unacknowledged (the transport redelivers it after its
+// ack wait, and it is dead-lettered then) and an in-process one is dropped
+// with an error log.
+func (s *Subscription) deadLetter(d driver.Delivery, reason error) {
+	m := d.Message
+	if strings.HasPrefix(m.Type, DeadLetterPrefix+".") {
+		// A dead letter a handler (of a wildcard, say) gave up on is not
+		// dead-lettered again: that would nest dead_letter.dead_letter...
+		// without end. It is stored already; say so and let it go.
+		s.bus.logger.Error("gossip: handler failed on a dead letter; it stays where it was published",
+			"id", m.ID, "type", m.Type, "group", s.cfg.group, "deliveries", d.Attempt, "error", reason)
+		s.settle.ack(d)
+		return
+	}
+	dl := s.deadLetterEvent(d, reason)
+	var err error
+	for try := 1; try <= deadLetterTries && !s.settle.abandoned(); try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), s.bus.cfg.DialTimeout)
+		err = s.bus.publishInternal(ctx, dl)
+		cancel()
+		if err == nil {
+			s.bus.logger.Warn("gossip: event dead-lettered",
+				"id", m.ID, "type", m.Type, "group", s.cfg.group, "deliveries", d.Attempt,
+				"dead_letter_type", string(dl.Type), "error", reason)
+			s.settle.ack(d)
+			return
+		}
+		if try < deadLetterTries && !s.backoff.Wait(s.ctx, try) {
+			break
+		}
+	}
+	if s.acker != nil {
+		s.bus.logger.Error("gossip: cannot publish dead letter; the transport redelivers the event after its ack wait",
+			"id", m.ID, "type", m.Type, "group", s.cfg.group, "error", err, "reason", reason)
+		return
+	}
+	s.bus.logger.Error("gossip: cannot publish dead letter; the event is dropped",
+		"id", m.ID, "type", m.Type, "group", s.cfg.group, "error", err, "reason", reason)
+}
+
+// deadLetterEvent is the dead letter of d, repaired to be publishable.
+func (s *Subscription) deadLetterEvent(d driver.Delivery, reason error) *Event {
+	m := d.Message
+	meta := make(map[string]string, len(m.Metadata)+6)
+	var dropped []string
+	for k, v := range m.Metadata {
+		if validMetadata(k, v) != nil {
+			dropped = append(dropped, strconv.Quote(k))
+			continue
+		}
+		meta[k] = v
+	}
+	why := strings.ToValidUTF8(reason.Error(), "\uFFFD")
+	if len(why) > maxReason {
+		why = strings.ToValidUTF8(why[:maxReason], "") + "..."
+	}
+	meta[MetaDeadLetterError] = why
+	meta[MetaDeadLetterDeliveries] = strconv.Itoa(d.Attempt)
+	meta[MetaDeadLetterType] = strings.ToValidUTF8(m.Type, "\uFFFD")
+	meta[MetaDeadLetterGroup] = s.cfg.group
+	meta[MetaDeadLetterSubscription] = string(s.pattern)
+	dl := &Event{
+		ID: m.ID, Type: deadLetterTypeFor(s.cfg.group, m.Type), Source: m.Source,
+		Timestamp: m.Time, Metadata: meta, contentType: m.ContentType,
+	}
+	if m.Data != nil {
+		dl.raw = m.Data
+	} else {
+		dl.Data = m.Value
+	}
+	if dl.ID == "" || validMetadata(dl.ID, dl.ID) != nil {
+		dl.ID = NewID()
+	}
+	if !utf8.ValidString(dl.Source) {
+		dl.Source = s.bus.cfg.Source
+	}
+	if !s.bus.inProcess {
+		s.fitDeadLetter(dl, &dropped)
+	}
+	if len(dropped) > 0 {
+		meta[MetaDeadLetterDropped] = truncateList(dropped, maxReason)
+	}
+	return dl
+}
+
+// fitDeadLetter keeps dl within Config.MaxEventSize, with room for the
+// trace context publish middleware adds: first without its data (a note of
+// its size instead), then without its largest metadata.
+func (s *Subscription) fitDeadLetter(dl *Event, dropped *[]string) {
+	limit := s.bus.cfg.MaxEventSize - 1024 - maxReason
+	size := func() int {
+		m := driver.Message{ID: dl.ID, Type: string(dl.Type), Source: dl.Source, ContentType: dl.contentType, Data: dl.raw, Metadata: dl.Metadata}
+		return m.Size()
+	}
+	if size() <= limit {
+		return
+	}
+	dl.Metadata[MetaDeadLetterDataBytes] = strconv.Itoa(len(dl.raw))
+	dl.raw, dl.contentType = []byte{}, ""
+	keys := slices.SortedFunc(maps.Keys(dl.Metadata), func(a, b string) int {
+		return len(dl.Metadata[b]) + len(b) - len(dl.Metadata[a]) - len(a)
+	})
+	for _, k := range keys {
+		if size() <= limit {
+			return
+		}
+		if !isDeadLetterKey(k) {
+			delete(dl.Metadata, k)
+			*dropped = append(*dropped, strconv.Quote(k))
+		}
+	}
+}
+
+func isDeadLetterKey(k string) bool {
+	switch k {
+	case MetaDeadLetterError, MetaDeadLetterDeliveries, MetaDeadLetterType, MetaDeadLetterGroup,
+		MetaDeadLetterSubscription, MetaDeadLetterDataBytes, MetaDeadLetterDropped:
+		return true
+	}
+	return false
+}
+
+// deadLetterTypeFor is DeadLetterType(group, t), shortened to the type
+// length limit by dropping t's last tokens (the full type is in the
+// metadata); "unknown" stands for a t that is not a valid type.
+func deadLetterTypeFor(group, t string) EventType {
+	if driver.ValidateType(t) != nil {
+		t = "unknown"
+	}
+	dt := DeadLetterType(group, EventType(t))
+	for len(dt) > 255 {
+		i := strings.LastIndexByte(t, '.')
+		if i < 0 {
+			return DeadLetterType(group, "unknown")
+		}
+		t = t[:i]
+		dt = DeadLetterType(group, EventType(t+".truncated"))
+	}
+	return dt
+}
+
+// truncateList joins items with commas, within limit bytes.
+func truncateList(items []string, limit int) string {
+	slices.Sort(items)
+	var b strings.Builder
+	for i, it := range items {
+		if b.Len()+len(it)+1 > limit {
+			b.WriteString(",...")
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(it)
+	}
+	return b.String()
 }

@@ -29,6 +29,13 @@ var (
 	// ErrDecode is wrapped by every DecodeError, and by the reason of a dead
 	// letter made of bytes on the wire that are not a readable event.
 	ErrDecode = driver.ErrUnreadable
+	// ErrInvalidOption is returned by NewEventBus and Subscribe for an
+	// option outside its documented range.
+	ErrInvalidOption = errors.New("gossip: invalid option")
+	// ErrPoison is the reason of a dead letter made before any handler ran
+	// because the transport had delivered the event more than MaxDeliveries
+	// times without an ack: consumers died or stalled on it.
+	ErrPoison = errors.New("gossip: poison event")
 	// ErrPermanent is wrapped by errors made with Permanent.
 	ErrPermanent = errors.New("gossip: permanent failure")
 )

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/gossipbus/gossip/gossip/driver"
@@ -30,21 +31,22 @@ func Group(name string) SubscribeOption {
 }
 
 // Workers sets the number of handler goroutines of this subscription,
-// overriding Config.Workers. Workers(1) handles one publisher's events in
-// publish order (except after a redelivery).
+// overriding Config.Workers: 1 to 10,000. Workers(1) handles one
+// publisher's events in publish order (except after a redelivery).
 func Workers(n int) SubscribeOption {
 	return func(c *subscribeConfig) { c.workers = n }
 }
 
 // MaxDeliveries sets the number of delivery attempts before an event is
 // dead-lettered (default Config.MaxDeliveries, itself 5 by default).
-// MaxDeliveries(1) dead-letters on the first failure.
+// MaxDeliveries(1) dead-letters on the first failure. Range: 1 to 1,000,000.
 func MaxDeliveries(n int) SubscribeOption {
 	return func(c *subscribeConfig) { c.maxDeliveries = n }
 }
 
 // RetryBackoff sets the delay before the first redelivery and its cap for
 // this subscription; the delay doubles per attempt with ±20% jitter.
+// Range: 0 < initial <= max <= 24h.
 func RetryBackoff(initial, max time.Duration) SubscribeOption {
 	return func(c *subscribeConfig) { c.backoff, c.maxBackoff = initial, max }
 }
@@ -61,4 +63,23 @@ func FromOldest() SubscribeOption {
 // inside the bus's middleware.
 func WithMiddleware(m ...Middleware) SubscribeOption {
 	return func(c *subscribeConfig) { c.middleware = append(c.middleware, m...) }
+}
+
+const (
+	maxWorkers       = 10_000
+	maxMaxDeliveries = 1_000_000
+	maxRetryBackoff  = 24 * time.Hour
+)
+
+// validate checks every numeric option against its documented range.
+func (c *subscribeConfig) validate() error {
+	switch {
+	case c.workers < 1 || c.workers > maxWorkers:
+		return fmt.Errorf("%w: Workers(%d): must be 1 to %d", ErrInvalidOption, c.workers, maxWorkers)
+	case c.maxDeliveries < 1 || c.maxDeliveries > maxMaxDeliveries:
+		return fmt.Errorf("%w: MaxDeliveries(%d): must be 1 to %d", ErrInvalidOption, c.maxDeliveries, maxMaxDeliveries)
+	case c.backoff <= 0 || c.maxBackoff < c.backoff || c.maxBackoff > maxRetryBackoff:
+		return fmt.Errorf("%w: RetryBackoff(%v, %v): must be 0 < initial <= max <= %v", ErrInvalidOption, c.backoff, c.maxBackoff, maxRetryBackoff)
+	}
+	return nil
 }

@@ -3,10 +3,7 @@ package gossip
 import (
 	"context"
 	"encoding/json"
-	"maps"
-	"math/rand/v2"
-	"strconv"
-	"strings"
+	"fmt"
 	"sync"
 	"time"
 
@@ -18,13 +15,25 @@ import (
 type handlerKey struct{}
 
 // Subscription is a live subscription made by EventBus.Subscribe.
+//
+// It owns the lifecycle of its driver subscription: it runs the workers,
+// decides retries, poison and dead letters, keeps held deliveries alive and
+// settles them, and closes the driver subscription in one order: Stop (no
+// more fetching), hand back what was never started, wait for the handlers,
+// settle, Close. After Close it calls nothing on the driver.
 type Subscription struct {
 	bus     *EventBus
 	pattern EventType
 	cfg     subscribeConfig
 	handler Handler
 	ds      driver.Subscription
-	acker   driver.Acknowledger // nil: redeliver in process
+	backoff driver.Backoff
+
+	// The transport's optional capabilities (nil when it lacks them).
+	acker    driver.Acker
+	nacker   driver.Nacker
+	keeper   driver.KeepAliver
+	releaser driver.Releaser
 
 	ctx    context.Context // handlers' base context; cancelled when Shutdown gives up
 	cancel context.CancelFunc
@@ -32,31 +41,28 @@ type Subscription struct {
 	workers sync.WaitGroup
 	done    chan struct{}
 
-	stopOnce sync.Once
+	stopOnce  sync.Once
+	closeOnce sync.Once
+	closeErr  error
 
-	// In-process redelivery, for transports without an Acknowledger.
-	retry          chan driver.Delivery
-	rmu            sync.Mutex
-	pending        int // redeliveries scheduled or being handled
-	deliveriesDone bool
-	retryClosed    bool
-	stopping       bool
-	timers         map[*time.Timer]driver.Delivery
+	settle   settler // acks, releases and keep-alives, in batches
+	redelive redeliveries
 }
 
 func newSubscription(b *EventBus, pattern EventType, sc subscribeConfig, h Handler, ds driver.Subscription) *Subscription {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), handlerKey{}, b))
 	s := &Subscription{
 		bus: b, pattern: pattern, cfg: sc, handler: h, ds: ds,
-		ctx: ctx, cancel: cancel,
+		backoff: driver.Backoff{Initial: sc.backoff, Max: sc.maxBackoff},
+		ctx:     ctx, cancel: cancel,
 		done: make(chan struct{}),
 	}
-	if a, ok := ds.(driver.Acknowledger); ok {
-		s.acker = a
-	} else {
-		s.retry = make(chan driver.Delivery, sc.workers)
-		s.timers = map[*time.Timer]driver.Delivery{}
-	}
+	s.acker, _ = ds.(driver.Acker)
+	s.nacker, _ = ds.(driver.Nacker)
+	s.keeper, _ = ds.(driver.KeepAliver)
+	s.releaser, _ = ds.(driver.Releaser)
+	s.settle.init(s)
+	s.redelive.init(s, sc.workers)
 	return s
 }
 
@@ -71,46 +77,62 @@ func (s *Subscription) Group() string { return s.cfg.group }
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Unsubscribe stops the subscription: nothing new is fetched; handlers
-// already running finish (events already buffered in memory are handled
-// first); on a durable transport what is left unacknowledged goes to the
-// group's other members or waits for the next one. It does not wait for the
-// handlers (so a handler may unsubscribe itself); Done says when they are
-// over. Unsubscribe is idempotent.
+// already running finish and settle; a group member hands the deliveries it
+// fetched but never started back to the group at once; a broadcast
+// listener in process handles what it had buffered first. It does not wait
+// for the handlers (so a handler may unsubscribe itself); Done says when
+// they are over. Unsubscribe is idempotent.
 func (s *Subscription) Unsubscribe() error {
-	err := s.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), s.bus.cfg.DialTimeout)
+	defer cancel()
+	err := s.stop(ctx)
 	s.bus.forget(s)
+	go func() {
+		<-s.done
+		s.close(context.Background())
+	}()
 	return err
 }
 
-func (s *Subscription) stop() error {
+// stop stops fetching and hands back what waits for a retry. The workers
+// then drain the Deliveries channel (releasing or handling what is left)
+// and return.
+func (s *Subscription) stop(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
-		if s.retry != nil {
-			s.rmu.Lock()
-			s.stopping = true
-			for t, d := range s.timers {
-				if t.Stop() {
-					delete(s.timers, t)
-					go s.redeliver(d) // run pending retries at once
-				}
-			}
-			s.rmu.Unlock()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.bus.cfg.DialTimeout)
+		s.redelive.stop()
+		ctx, cancel := context.WithTimeout(ctx, s.bus.cfg.DialTimeout)
 		defer cancel()
-		err = s.ds.Close(ctx)
+		err = s.ds.Stop(ctx)
 	})
 	return err
 }
 
-// wait waits until every worker returned or ctx ended; then it cancels the
-// handlers' context.
+// abandon gives up on the subscription when Shutdown's ctx ended: no handler
+// starts any more, nothing is retried or settled; durable deliveries stay
+// unacknowledged on the transport, in-process ones are dropped.
+func (s *Subscription) abandon() {
+	s.settle.abandon()
+	s.cancel()
+	s.redelive.stop()
+}
+
+// close closes the driver subscription once: the last call gossip makes on
+// it.
+func (s *Subscription) close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.settle.close()
+		s.closeErr = s.ds.Close(boundedContext(ctx, s.bus.cfg.DialTimeout))
+	})
+	return s.closeErr
+}
+
+// wait waits until every worker returned or ctx ended.
 func (s *Subscription) wait(ctx context.Context) error {
 	select {
 	case <-s.done:
 		return nil
 	case <-ctx.Done():
-		s.cancel()
 		return ctx.Err()
 	}
 }
@@ -120,8 +142,10 @@ func (s *Subscription) start() {
 	for range s.cfg.workers {
 		go s.work()
 	}
+	s.settle.startKeepAlive()
 	go func() {
 		s.workers.Wait()
+		s.settle.stopKeepAlive()
 		s.cancel()
 		close(s.done)
 	}()
@@ -134,53 +158,80 @@ func (s *Subscription) work() {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
-				if s.retry == nil {
-					return
-				}
 				deliveries = nil
-				s.rmu.Lock()
-				s.deliveriesDone = true
-				s.closeRetryLocked()
-				s.rmu.Unlock()
+				s.redelive.deliveriesClosed()
 				continue
 			}
-			s.handle(d)
-		case d, ok := <-s.retry: // nil channel when the transport acks
+			s.dispatch(d)
+		case d, ok := <-s.redelive.ch:
 			if !ok {
 				return
 			}
-			s.handle(d)
-			s.rmu.Lock()
-			s.pending--
-			s.closeRetryLocked()
-			s.rmu.Unlock()
+			s.dispatch(d)
+			s.redelive.done()
 		}
 	}
 }
 
-func (s *Subscription) closeRetryLocked() {
-	if s.deliveriesDone && s.pending == 0 && !s.retryClosed {
-		s.retryClosed = true
-		close(s.retry)
+// dispatch handles a delivery, or, once the subscription stops, hands an
+// unstarted one back to its group (or drops it when Shutdown gave up).
+func (s *Subscription) dispatch(d driver.Delivery) {
+	switch {
+	case s.settle.abandoned():
+		s.notHandled(d)
+	case s.releaser != nil && s.redelive.stopped():
+		s.settle.release(d)
+	default:
+		s.handle(d)
 	}
+}
+
+// notHandled leaves a delivery unsettled after Shutdown gave up: a durable
+// transport keeps it; an in-process one loses it, which is logged.
+func (s *Subscription) notHandled(d driver.Delivery) {
+	if s.acker != nil {
+		return
+	}
+	s.bus.logger.Warn("gossip: shutdown ended before the event was handled; it is dropped",
+		"id", d.ID, "type", d.Type, "group", s.cfg.group, "deliveries", d.Attempt)
 }
 
 // handle runs the handler for one delivery and settles it.
 func (s *Subscription) handle(d driver.Delivery) {
-	if d.Err != nil { // the driver could not read it, or gave up on it
+	if d.Err != nil { // the driver could not read it
 		s.deadLetter(d, d.Err)
 		return
 	}
-	e := s.event(d)
-	err := s.handler(s.ctx, e)
+	if d.Attempt > s.cfg.maxDeliveries {
+		// Delivered more often than allowed without an ack: consumers died
+		// or stalled on it. Dead-letter it rather than crash another one.
+		s.deadLetter(d, fmt.Errorf("%w: delivered %d times without an ack (MaxDeliveries %d): consumers died or stalled handling it",
+			ErrPoison, d.Attempt, s.cfg.maxDeliveries))
+		return
+	}
+	held := s.settle.hold(d)
+	err := s.handler(s.ctx, s.event(d))
+	s.settle.unhold(held)
 	switch {
+	case s.settle.abandoned():
+		s.notHandled(d)
 	case err == nil:
-		s.ack(d)
+		s.settle.ack(d)
 	case IsPermanent(err) || d.Attempt >= s.cfg.maxDeliveries:
 		s.deadLetter(d, err)
 	default:
-		s.nack(d, s.backoff(d.Attempt))
+		s.retry(d, s.backoff.Delay(d.Attempt))
 	}
+}
+
+// retry redelivers d after delay: natively where the transport can,
+// otherwise in process (kept alive meanwhile).
+func (s *Subscription) retry(d driver.Delivery, delay time.Duration) {
+	if s.nacker != nil {
+		s.settle.nack(d, delay)
+		return
+	}
+	s.redelive.after(d, delay)
 }
 
 func (s *Subscription) event(d driver.Delivery) *Event {
@@ -205,106 +256,4 @@ func (s *Subscription) event(d driver.Delivery) *Event {
 		e.raw = []byte{}
 	}
 	return e
-}
-
-func (s *Subscription) ack(d driver.Delivery) {
-	if s.acker == nil {
-		return
-	}
-	if err := s.acker.Ack(context.Background(), d); err != nil {
-		s.bus.logger.Warn("gossip: ack failed; the transport will redeliver the event",
-			"id", d.ID, "type", d.Type, "group", s.cfg.group, "error", err)
-	}
-}
-
-func (s *Subscription) nack(d driver.Delivery, delay time.Duration) {
-	if s.acker != nil {
-		if err := s.acker.Nack(context.Background(), d, delay); err != nil {
-			s.bus.logger.Warn("gossip: nack failed; the transport will redeliver the event after its ack wait",
-				"id", d.ID, "type", d.Type, "group", s.cfg.group, "error", err)
-		}
-		return
-	}
-	d.Attempt++
-	s.rmu.Lock()
-	s.pending++
-	if s.stopping {
-		s.rmu.Unlock()
-		go s.redeliver(d)
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() {
-		s.rmu.Lock()
-		delete(s.timers, t)
-		s.rmu.Unlock()
-		s.redeliver(d)
-	})
-	s.timers[t] = d
-	s.rmu.Unlock()
-}
-
-func (s *Subscription) redeliver(d driver.Delivery) { s.retry <- d }
-
-// backoff is the delay before redelivering after attempt failed:
-// exponential, capped, with ±20% jitter.
-func (s *Subscription) backoff(attempt int) time.Duration {
-	d := s.cfg.backoff
-	for i := 1; i < attempt && d < s.cfg.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.cfg.maxBackoff)
-	jitter := time.Duration(rand.Int64N(int64(d)/5*2+1)) - d/5
-	return d + jitter
-}
-
-// deadLetter publishes the delivery under DeadLetterType(group, type) with
-// the reason and attempt count, then acks it. If the dead letter cannot be
-// published the delivery is nacked instead, so nothing is lost.
-func (s *Subscription) deadLetter(d driver.Delivery, reason error) {
-	m := d.Message
-	if strings.HasPrefix(m.Type, DeadLetterPrefix+".") {
-		// A dead letter a handler (of a wildcard, say) gave up on is not
-		// dead-lettered again: that would nest dead_letter.dead_letter...
-		// without end. It is stored already; say so and let it go.
-		s.bus.logger.Error("gossip: handler failed on a dead letter; it stays where it was published",
-			"id", m.ID, "type", m.Type, "group", s.cfg.group, "deliveries", d.Attempt, "error", reason)
-		s.ack(d)
-		return
-	}
-	orig := m.Type
-	if driver.ValidateType(orig) != nil {
-		orig = "unknown"
-	}
-	meta := make(map[string]string, len(m.Metadata)+5)
-	maps.Copy(meta, m.Metadata)
-	meta[MetaDeadLetterError] = reason.Error()
-	meta[MetaDeadLetterDeliveries] = strconv.Itoa(d.Attempt)
-	meta[MetaDeadLetterType] = m.Type
-	meta[MetaDeadLetterGroup] = s.cfg.group
-	meta[MetaDeadLetterSubscription] = string(s.pattern)
-	dl := &Event{
-		ID: m.ID, Type: DeadLetterType(s.cfg.group, EventType(orig)), Source: m.Source,
-		Timestamp: m.Time, Metadata: meta, contentType: m.ContentType,
-	}
-	if m.Data != nil {
-		dl.raw = m.Data
-	} else {
-		dl.Data = m.Value
-	}
-	if m.ID == "" {
-		dl.ID = NewID()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.bus.cfg.DialTimeout)
-	defer cancel()
-	if err := s.bus.publishInternal(ctx, dl); err != nil {
-		s.bus.logger.Error("gossip: cannot publish dead letter; redelivering the event instead",
-			"id", m.ID, "type", m.Type, "group", s.cfg.group, "error", err, "reason", reason)
-		s.nack(d, s.backoff(d.Attempt))
-		return
-	}
-	s.bus.logger.Warn("gossip: event dead-lettered",
-		"id", m.ID, "type", m.Type, "group", s.cfg.group, "deliveries", d.Attempt,
-		"dead_letter_type", string(dl.Type), "error", reason)
-	s.ack(d)
 }

@@ -3,10 +3,10 @@ package middleware
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/gossip/driver"
 )
 
 // Retry re-runs a failing handler in process, waiting between attempts with
@@ -49,13 +49,15 @@ type Retry struct {
 // with an error worth retrying, calls it again after a wait, up to
 // MaxRetries times; then it returns the last error. If ctx ends during a
 // wait it returns at once with an error wrapping both ctx's error and the
-// handler's last error.
+// handler's last error. The waits are gossip's one backoff (driver.Backoff).
 func (r Retry) Middleware() gossip.Middleware {
-	r = r.withDefaults()
+	if r.MaxRetries == 0 {
+		r.MaxRetries = 3
+	}
+	b := driver.Backoff{Initial: r.InitialInterval, Max: r.MaxInterval, Multiplier: r.Multiplier, Jitter: r.RandomizationFactor}
 	return func(h gossip.Handler) gossip.Handler {
 		return func(ctx context.Context, e *gossip.Event) error {
 			err := h(ctx, e)
-			interval := r.InitialInterval
 			for retry := 1; err != nil && retry <= r.MaxRetries; retry++ {
 				if gossip.IsPermanent(err) || (r.ShouldRetry != nil && !r.ShouldRetry(err)) {
 					return err
@@ -63,70 +65,12 @@ func (r Retry) Middleware() gossip.Middleware {
 				if r.OnRetry != nil {
 					r.OnRetry(ctx, e, retry, err)
 				}
-				if werr := wait(ctx, r.jitter(interval)); werr != nil {
-					return fmt.Errorf("middleware: retry stopped: %w; last handler error: %w", werr, err)
+				if !b.Wait(ctx, retry) {
+					return fmt.Errorf("middleware: retry stopped: %w; last handler error: %w", ctx.Err(), err)
 				}
-				interval = r.next(interval)
 				err = h(ctx, e)
 			}
 			return err
 		}
-	}
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.MaxRetries == 0 {
-		r.MaxRetries = 3
-	}
-	if r.InitialInterval <= 0 {
-		r.InitialInterval = 100 * time.Millisecond
-	}
-	if r.MaxInterval <= 0 {
-		r.MaxInterval = 10 * time.Second
-	}
-	r.InitialInterval = min(r.InitialInterval, r.MaxInterval)
-	if r.Multiplier < 1 {
-		r.Multiplier = 2
-	}
-	switch {
-	case r.RandomizationFactor == 0:
-		r.RandomizationFactor = 0.2
-	case r.RandomizationFactor < 0:
-		r.RandomizationFactor = 0
-	case r.RandomizationFactor > 1:
-		r.RandomizationFactor = 1
-	}
-	return r
-}
-
-// next is the interval after d: d times Multiplier, capped at MaxInterval.
-func (r Retry) next(d time.Duration) time.Duration {
-	n := float64(d) * r.Multiplier
-	if n >= float64(r.MaxInterval) {
-		return r.MaxInterval
-	}
-	return time.Duration(n)
-}
-
-// jitter spreads d uniformly over d ± RandomizationFactor·d, capped at
-// MaxInterval.
-func (r Retry) jitter(d time.Duration) time.Duration {
-	delta := r.RandomizationFactor * float64(d)
-	j := float64(d) - delta + rand.Float64()*2*delta
-	return min(time.Duration(j), r.MaxInterval)
-}
-
-// wait waits for d, or until ctx ends and returns its error.
-func wait(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

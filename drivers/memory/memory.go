@@ -8,14 +8,24 @@
 // process as they would across Redis or NATS.
 //
 // Events are handed over as the publisher's values, without encoding. Each
-// subscription (each member of a group) has a bounded queue of
-// gossip.Config.BufferSize events; when the queues an event must enter are
-// full, Publish waits until there is room or its context ends. Nothing is
-// dropped and nothing survives the process.
+// broadcast subscription has a bounded queue of gossip.Config.BufferSize
+// events, and so has each group, shared by its members; when the queues an
+// event must enter are full, Publish waits until there is room or its
+// context ends. Nothing is dropped and nothing survives the process.
+//
+// A group outlives its members, as a durable transport's group does: while
+// it has none, events for it wait in its queue (BufferSize, set by the
+// group's first member) until a member joins. When that queue is full and
+// no member is there to empty it, Publish returns ErrGroupFull at once
+// rather than wait for a member that may never come. A member that leaves
+// hands the event it took but never started back to the group; the last
+// member to leave handles what the group holds first (on a private broker
+// nothing else could).
 package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -31,6 +41,10 @@ func init() {
 
 // Driver opens memory connections.
 type Driver struct{}
+
+// ErrGroupFull is returned by Publish for an event a group with no member
+// cannot hold: its queue is full.
+var ErrGroupFull = errors.New("memory: group has no member and its queue is full")
 
 var named sync.Map // broker name → *Broker
 
@@ -67,7 +81,7 @@ func NewBroker() *Broker {
 }
 
 // Conn returns a new connection to the broker.
-func (b *Broker) Conn() driver.Conn { return &conn{broker: b, subs: map[*member]struct{}{}} }
+func (b *Broker) Conn() driver.Conn { return &conn{broker: b} }
 
 // routeTable is immutable once stored; the cache of type → targets fills
 // lazily.
@@ -80,13 +94,6 @@ type routeTable struct {
 type target struct {
 	q *queue // a broadcast subscription, or
 	g *group // a group: one member gets the event
-}
-
-type group struct {
-	key     string // name + "\x00" + pattern
-	pattern string
-	members atomic.Pointer[[]*queue]
-	next    atomic.Uint64
 }
 
 func (rt *routeTable) targets(t string) []target {
@@ -108,7 +115,20 @@ func (rt *routeTable) targets(t string) []target {
 	return ts
 }
 
-// queue is one subscription's (or group member's) bounded buffer.
+// group is a consumer group: one queue its members take events from.
+type group struct {
+	key     string // name + "\x00" + pattern
+	name    string
+	pattern string
+	ch      chan driver.Delivery
+	members atomic.Int32
+
+	backMu sync.Mutex
+	back   []driver.Delivery // handed back while ch was full: taken first
+	backN  atomic.Int32
+}
+
+// queue is a broadcast subscription's bounded buffer.
 type queue struct {
 	pattern string
 	ch      chan driver.Delivery
@@ -138,20 +158,6 @@ func (q *queue) put(ctx context.Context, d driver.Delivery) (bool, error) {
 		return false, nil
 	case <-ctx.Done():
 		return false, ctx.Err()
-	}
-}
-
-func (q *queue) tryPut(d driver.Delivery) bool {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		return false
-	}
-	select {
-	case q.ch <- d:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -187,114 +193,191 @@ func (b *Broker) publish(ctx context.Context, m *driver.Message) error {
 	return nil
 }
 
-// put gives d to one member of g: the first with room, starting at a
-// rotating position, else waits on one of them.
+// put enters d into g's queue, waiting for room while g has members.
 func (g *group) put(ctx context.Context, d driver.Delivery) error {
-	for {
-		ms := *g.members.Load()
-		if len(ms) == 0 {
-			return nil // every member left: a memory group does not outlive them
-		}
-		start := int(g.next.Add(1) % uint64(len(ms)))
-		for i := range ms {
-			if ms[(start+i)%len(ms)].tryPut(d) {
-				return nil
-			}
-		}
-		ok, err := ms[start].put(ctx, d)
-		if ok || err != nil {
-			return err
-		}
-		// That member left while we waited: try the others.
+	select {
+	case g.ch <- d:
+		return nil
+	default:
+	}
+	if g.members.Load() == 0 {
+		return fmt.Errorf("%w (group %q on %q, %d events)", ErrGroupFull, g.name, g.pattern, cap(g.ch))
+	}
+	select {
+	case g.ch <- d:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-func (b *Broker) subscribe(spec driver.SubscribeSpec) *member {
-	q := &queue{
-		pattern: spec.Pattern,
-		ch:      make(chan driver.Delivery, spec.BufferSize),
-		done:    make(chan struct{}),
+// giveBack returns a delivery a member took but never started.
+func (g *group) giveBack(d driver.Delivery) {
+	select {
+	case g.ch <- d:
+		return
+	default:
 	}
-	m := &member{broker: b, q: q}
+	g.backMu.Lock()
+	g.back = append(g.back, d)
+	g.backN.Add(1)
+	g.backMu.Unlock()
+}
+
+// take waits for the group's next delivery: a handed-back one first.
+func (g *group) take(stop <-chan struct{}) (driver.Delivery, bool) {
+	if g.backN.Load() > 0 {
+		g.backMu.Lock()
+		if len(g.back) > 0 {
+			d := g.back[0]
+			g.back = g.back[1:]
+			g.backN.Add(-1)
+			g.backMu.Unlock()
+			return d, true
+		}
+		g.backMu.Unlock()
+	}
+	select {
+	case d := <-g.ch:
+		return d, true
+	default:
+	}
+	select {
+	case d := <-g.ch:
+		return d, true
+	case <-stop:
+		return driver.Delivery{}, false
+	}
+}
+
+func (b *Broker) subscribe(spec driver.SubscribeSpec) driver.Subscription {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.routes.Load()
 	rt := &routeTable{broadcast: old.broadcast, groups: old.groups}
+	defer b.routes.Store(rt)
 	if spec.Group == "" {
+		q := &queue{pattern: spec.Pattern, ch: make(chan driver.Delivery, spec.BufferSize), done: make(chan struct{})}
 		rt.broadcast = append(append([]*queue(nil), old.broadcast...), q)
-	} else {
-		key := spec.Group + "\x00" + spec.Pattern
-		for _, g := range old.groups {
-			if g.key == key {
-				m.g = g
-			}
-		}
-		if m.g == nil {
-			m.g = &group{key: key, pattern: spec.Pattern}
-			m.g.members.Store(&[]*queue{})
-			rt.groups = append(append([]*group(nil), old.groups...), m.g)
-		}
-		ms := append(append([]*queue(nil), *m.g.members.Load()...), q)
-		m.g.members.Store(&ms)
+		return &listener{broker: b, q: q}
 	}
-	b.routes.Store(rt)
+	key := spec.Group + "\x00" + spec.Pattern
+	var g *group
+	for _, og := range old.groups {
+		if og.key == key {
+			g = og
+		}
+	}
+	if g == nil {
+		g = &group{key: key, name: spec.Group, pattern: spec.Pattern, ch: make(chan driver.Delivery, spec.BufferSize)}
+		rt.groups = append(append([]*group(nil), old.groups...), g)
+	}
+	g.members.Add(1)
+	m := &member{g: g, out: make(chan driver.Delivery), stop: make(chan struct{}), done: make(chan struct{})}
+	go m.forward()
 	return m
 }
 
-func (b *Broker) unsubscribe(m *member) {
+func (b *Broker) unsubscribe(q *queue) {
 	b.mu.Lock()
 	old := b.routes.Load()
-	rt := &routeTable{}
-	for _, q := range old.broadcast {
-		if q != m.q {
-			rt.broadcast = append(rt.broadcast, q)
-		}
-	}
-	for _, g := range old.groups {
-		if g != m.g {
-			rt.groups = append(rt.groups, g)
-			continue
-		}
-		var ms []*queue
-		for _, q := range *g.members.Load() {
-			if q != m.q {
-				ms = append(ms, q)
-			}
-		}
-		g.members.Store(&ms)
-		if len(ms) > 0 {
-			rt.groups = append(rt.groups, g)
+	rt := &routeTable{groups: old.groups}
+	for _, o := range old.broadcast {
+		if o != q {
+			rt.broadcast = append(rt.broadcast, o)
 		}
 	}
 	b.routes.Store(rt)
 	b.mu.Unlock()
-	m.q.close()
+	q.close()
 }
 
-// member is one subscription: a broadcast listener, or a group member.
-type member struct {
+// listener is a broadcast subscription.
+type listener struct {
 	broker *Broker
-	conn   *conn
 	q      *queue
-	g      *group
-	once   sync.Once
 }
 
-func (m *member) Deliveries() <-chan driver.Delivery { return m.q.ch }
+func (l *listener) Deliveries() <-chan driver.Delivery { return l.q.ch }
 
-func (m *member) Close(context.Context) error {
-	m.once.Do(func() {
-		m.broker.unsubscribe(m)
-		m.conn.forget(m)
-	})
+// Stop takes the listener off the routes and closes its queue; what it
+// buffered is still read (gossip handles it before it stops).
+func (l *listener) Stop(context.Context) error {
+	l.broker.unsubscribe(l.q)
 	return nil
 }
 
+func (l *listener) Close(ctx context.Context) error { return l.Stop(ctx) }
+
+// member is a group member: it forwards the group's deliveries to its
+// workers.
+type member struct {
+	g        *group
+	out      chan driver.Delivery
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+func (m *member) forward() {
+	defer close(m.done)
+	defer close(m.out)
+	for {
+		d, ok := m.g.take(m.stop)
+		if !ok {
+			break
+		}
+		select {
+		case m.out <- d:
+			continue
+		case <-m.stop:
+		}
+		if m.g.members.Load() > 0 {
+			m.g.giveBack(d) // for the others
+			return
+		}
+		m.out <- d
+		break
+	}
+	if m.g.members.Load() > 0 {
+		return // the others take what the group holds
+	}
+	// The last member handles what the group holds now before it stops,
+	// as a broadcast listener does: on a private broker nobody else could.
+	for n := len(m.g.ch) + int(m.g.backN.Load()); n > 0; n-- {
+		d, ok := m.g.take(closedChan)
+		if !ok {
+			return
+		}
+		m.out <- d
+	}
+}
+
+// closedChan makes take return at once when the group is empty.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (m *member) Deliveries() <-chan driver.Delivery { return m.out }
+
+// Stop leaves the group: the delivery in hand goes back to it, or, for the
+// last member, what the group holds is delivered first.
+func (m *member) Stop(ctx context.Context) error {
+	m.stopOnce.Do(func() {
+		m.g.members.Add(-1)
+		close(m.stop)
+	})
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *member) Close(ctx context.Context) error { return m.Stop(ctx) }
+
 type conn struct {
 	broker *Broker
-	mu     sync.Mutex
-	subs   map[*member]struct{}
-	closed bool
+	closed atomic.Bool
 }
 
 func (c *conn) Name() string        { return "memory" }
@@ -310,34 +393,15 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 }
 
 func (c *conn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
-	if spec.BufferSize <= 0 {
-		spec.BufferSize = 1
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return nil, driver.ErrSubscriptionClosed
 	}
-	m := c.broker.subscribe(spec)
-	m.conn = c
-	c.subs[m] = struct{}{}
-	return m, nil
+	spec.BufferSize = max(spec.BufferSize, 1)
+	return c.broker.subscribe(spec), nil
 }
 
-func (c *conn) forget(m *member) {
-	c.mu.Lock()
-	delete(c.subs, m)
-	c.mu.Unlock()
-}
-
-func (c *conn) Close(ctx context.Context) error {
-	c.mu.Lock()
-	c.closed = true
-	subs := c.subs
-	c.subs = nil
-	c.mu.Unlock()
-	for m := range subs {
-		_ = m.Close(ctx)
-	}
+// Close ends the connection. gossip has closed its subscriptions before.
+func (c *conn) Close(context.Context) error {
+	c.closed.Store(true)
 	return nil
 }

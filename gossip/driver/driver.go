@@ -208,12 +208,14 @@ type KeepAliver interface {
 	KeepAlive(ctx context.Context, ds []Delivery) error
 }
 
-// Releaser is implemented by subscriptions that can give deliveries that
-// were never started back to their group at once, for another member (a
-// member leaving a group; JetStream Nak, Redis idle time reset, a memory
-// group's queue). Without it, gossip handles an in-process subscription's
-// unstarted deliveries before it stops, and a durable transport's stay
-// unacknowledged until the ack wait hands them on.
+// Releaser is implemented by durable subscriptions (those that are an
+// Acker) that can give deliveries back to their group at once, for another
+// member: JetStream Nak, a Redis entry's idle time reset. When a
+// subscription stops, gossip releases what it received but never started
+// and what waited for an in-process retry. Without it those stay
+// unacknowledged until the transport's ack wait hands them on. In-process
+// transports (no Acker) have their unstarted deliveries handled before the
+// subscription stops.
 type Releaser interface {
 	Release(ctx context.Context, ds []Delivery) error
 }

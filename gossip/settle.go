@@ -1,0 +1,306 @@
+package gossip
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// settler makes every call gossip makes on a driver subscription besides
+// Stop and Close: acks and releases in batches, nacks, keep-alives. Once
+// the subscription is closed (or Shutdown gave up on it) it calls nothing.
+type settler struct {
+	s *Subscription
+
+	gate        sync.RWMutex // calls hold it shared; close takes it to end them
+	closed      bool
+	gaveUp      atomic.Bool
+	calls       context.Context // cancelled when Shutdown gives up
+	endCalls    context.CancelFunc
+	acks        coalescer
+	releases    coalescer
+	heldMu      sync.Mutex
+	held        map[*heldDelivery]struct{}
+	stopKeep    chan struct{}
+	keepDone    chan struct{}
+	keepEvery   time.Duration
+	callTimeout time.Duration
+}
+
+// heldDelivery is a delivery gossip holds (being handled, or waiting for an
+// in-process retry) on a transport that needs it kept alive.
+type heldDelivery struct {
+	d    driver.Delivery
+	last time.Time // when it was received or last kept alive
+}
+
+func (st *settler) init(s *Subscription) {
+	st.s = s
+	st.callTimeout = s.bus.cfg.DialTimeout
+	st.calls, st.endCalls = context.WithCancel(context.Background())
+	if s.keeper != nil {
+		st.held = map[*heldDelivery]struct{}{}
+		st.keepEvery = max(s.bus.cfg.AckWait/3, 10*time.Millisecond)
+	}
+}
+
+// call runs f on the driver unless the subscription is closed, and logs
+// its error.
+func (st *settler) call(what string, ds []driver.Delivery, f func(ctx context.Context) error) {
+	st.gate.RLock()
+	defer st.gate.RUnlock()
+	if st.closed || st.gaveUp.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(st.calls, st.callTimeout)
+	defer cancel()
+	if err := f(ctx); err != nil && st.calls.Err() == nil {
+		st.s.bus.logger.Warn("gossip: "+what+" failed; the transport redelivers the events after its ack wait",
+			"pattern", string(st.s.pattern), "group", st.s.cfg.group, "events", len(ds), "first_id", ds[0].ID, "error", err)
+	}
+}
+
+func (st *settler) ack(d driver.Delivery) {
+	if a := st.s.acker; a != nil {
+		st.acks.add([]driver.Delivery{d}, func(ds []driver.Delivery) {
+			st.call("ack", ds, func(ctx context.Context) error { return a.Ack(ctx, ds) })
+		})
+	}
+}
+
+func (st *settler) release(d ...driver.Delivery) {
+	r := st.s.releaser
+	st.releases.add(d, func(ds []driver.Delivery) {
+		st.call("hand-back", ds, func(ctx context.Context) error { return r.Release(ctx, ds) })
+	})
+}
+
+func (st *settler) nack(d driver.Delivery, delay time.Duration) {
+	ds := []driver.Delivery{d}
+	st.call("nack", ds, func(ctx context.Context) error { return st.s.nacker.Nack(ctx, ds, delay) })
+}
+
+// abandon stops every later call; abandoned reports it.
+func (st *settler) abandon()        { st.gaveUp.Store(true) }
+func (st *settler) abandoned() bool { return st.gaveUp.Load() }
+func (st *settler) close()          { st.gate.Lock(); st.closed = true; st.gate.Unlock() }
+
+// hold registers d for keep-alive until unhold; nil when the transport
+// needs none.
+func (st *settler) hold(d driver.Delivery) *heldDelivery {
+	if st.held == nil {
+		return nil
+	}
+	h := &heldDelivery{d: d, last: time.Now()}
+	st.heldMu.Lock()
+	st.held[h] = struct{}{}
+	st.heldMu.Unlock()
+	return h
+}
+
+func (st *settler) unhold(h *heldDelivery) {
+	if h == nil {
+		return
+	}
+	st.heldMu.Lock()
+	delete(st.held, h)
+	st.heldMu.Unlock()
+}
+
+func (st *settler) startKeepAlive() {
+	if st.held == nil {
+		return
+	}
+	st.stopKeep, st.keepDone = make(chan struct{}), make(chan struct{})
+	go st.keepAlive()
+}
+
+func (st *settler) stopKeepAlive() {
+	if st.stopKeep != nil {
+		close(st.stopKeep)
+		<-st.keepDone
+	}
+}
+
+// keepAlive tells the transport, every third of the ack wait, which held
+// deliveries are still being worked on.
+func (st *settler) keepAlive() {
+	defer close(st.keepDone)
+	t := time.NewTicker(st.keepEvery)
+	defer t.Stop()
+	var due []driver.Delivery
+	for {
+		select {
+		case <-st.stopKeep:
+			return
+		case now := <-t.C:
+			due = due[:0]
+			st.heldMu.Lock()
+			for h := range st.held {
+				if now.Sub(h.last) >= st.keepEvery {
+					h.last = now
+					due = append(due, h.d)
+				}
+			}
+			st.heldMu.Unlock()
+			if len(due) > 0 {
+				st.call("keep-alive", due, func(ctx context.Context) error { return st.s.keeper.KeepAlive(ctx, due) })
+			}
+		}
+	}
+}
+
+// coalescer joins calls without a goroutine of its own: a caller that finds
+// no call under way sends the queue, and keeps sending what others queued
+// meanwhile until it is empty; the others return at once. So a busy
+// subscription makes one call per round trip, and once its workers have
+// returned every queued delivery was sent.
+type coalescer struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []driver.Delivery
+	spare []driver.Delivery
+}
+
+func (b *coalescer) add(ds []driver.Delivery, send func([]driver.Delivery)) {
+	b.mu.Lock()
+	b.queue = append(b.queue, ds...)
+	if b.busy {
+		b.mu.Unlock()
+		return
+	}
+	b.busy = true
+	for len(b.queue) > 0 {
+		ds := b.queue
+		b.queue, b.spare = b.spare[:0], nil
+		b.mu.Unlock()
+		send(ds)
+		clear(ds)
+		b.mu.Lock()
+		b.spare = ds[:0]
+	}
+	b.busy = false
+	b.mu.Unlock()
+}
+
+// redeliveries are in-process retries, for transports without a Nacker:
+// timers that put a failed delivery back before the workers.
+type redeliveries struct {
+	s        *Subscription
+	ch       chan driver.Delivery
+	mu       sync.Mutex
+	pending  int // scheduled or being handled
+	chDone   bool
+	drained  bool // the Deliveries channel is closed
+	stopping bool
+	timers   map[*time.Timer]retrying
+}
+
+type retrying struct {
+	d    driver.Delivery
+	held *heldDelivery
+}
+
+func (r *redeliveries) init(s *Subscription, workers int) {
+	r.s = s
+	r.ch = make(chan driver.Delivery, workers)
+	r.timers = map[*time.Timer]retrying{}
+}
+
+func (r *redeliveries) stopped() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.stopping }
+
+// after schedules d's redelivery with its attempt counted.
+func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
+	d.Attempt++
+	r.mu.Lock()
+	r.pending++
+	if r.stopping {
+		r.mu.Unlock()
+		r.settleStopped(d)
+		return
+	}
+	rt := retrying{d: d, held: r.s.settle.hold(d)}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		r.mu.Lock()
+		_, mine := r.timers[t]
+		delete(r.timers, t)
+		r.mu.Unlock()
+		if mine {
+			r.s.settle.unhold(rt.held)
+			r.ch <- d
+		}
+	})
+	r.timers[t] = rt
+	r.mu.Unlock()
+}
+
+// stop ends the waiting: a retry goes back to the group where the
+// transport can take it, is handled at once in process, or is dropped when
+// Shutdown gave up.
+func (r *redeliveries) stop() {
+	r.mu.Lock()
+	r.stopping = true
+	var ds []driver.Delivery
+	for t, rt := range r.timers {
+		if t.Stop() {
+			delete(r.timers, t)
+			r.s.settle.unhold(rt.held)
+			ds = append(ds, rt.d)
+		}
+	}
+	r.mu.Unlock()
+	r.settleStopped(ds...)
+}
+
+// settleStopped disposes of retries after stop.
+func (r *redeliveries) settleStopped(ds ...driver.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	switch {
+	case r.s.settle.abandoned():
+		for _, d := range ds {
+			r.s.notHandled(d)
+		}
+	case r.s.releaser != nil:
+		r.s.settle.release(ds...)
+	default:
+		go func() { // handled before the workers stop
+			for _, d := range ds {
+				r.ch <- d
+			}
+		}()
+		return
+	}
+	r.mu.Lock()
+	r.pending -= len(ds)
+	r.closeIfDone()
+	r.mu.Unlock()
+}
+
+// deliveriesClosed notes that the driver sends nothing more.
+func (r *redeliveries) deliveriesClosed() {
+	r.mu.Lock()
+	r.drained = true
+	r.closeIfDone()
+	r.mu.Unlock()
+}
+
+// done notes that a redelivery was handled.
+func (r *redeliveries) done() {
+	r.mu.Lock()
+	r.pending--
+	r.closeIfDone()
+	r.mu.Unlock()
+}
+
+func (r *redeliveries) closeIfDone() {
+	if r.drained && r.pending == 0 && !r.chDone {
+		r.chDone = true
+		close(r.ch)
+	}
+}
