@@ -167,8 +167,9 @@ func (g groupSub) Release(ctx context.Context, ds []driver.Delivery) error { ret
 
 // release hands entries back to the group: XCLAIM to this member with an
 // idle time of AckWait, so that the next claim of any member (every claim
-// interval) takes them, and with their delivery count set back by one, so
-// that the delivery that never started does not count.
+// interval) takes them, with the delivery count set to Attempt-1: the
+// claim counts Attempt again, so a delivery that never started does not
+// count (gossip counts an in-process retry in Attempt before it runs).
 func (s *streamSub) release(ctx context.Context, ds []driver.Delivery) error {
 	idle := max(s.spec.AckWait, time.Millisecond).Milliseconds()
 	return s.perStream(ctx, "XCLAIM IDLE", ds, true, func(p goredis.Pipeliner, key string, attempt int, ids []string) {
