@@ -13,10 +13,11 @@ import (
 	"github.com/gossipbus/gossip/gossip"
 )
 
-// Many group subscriptions in one process keep flowing: their blocking
-// reads do not take the connections XACK and XAUTOCLAIM need, so every
-// subscription receives each of its events exactly once, and every ack
-// lands (nothing stays pending, nothing is delivered twice).
+// Many group subscriptions in one process, half of them on wildcard
+// patterns, keep flowing: their blocking reads do not take the connections
+// XACK and XAUTOCLAIM need, so every subscription receives each of its
+// events exactly once, and every ack lands (nothing stays pending, nothing
+// is delivered twice).
 func TestManySubscriptionsInOneProcessKeepFlowing(t *testing.T) {
 	requireRedis(t)
 	ns := newNS(t)
@@ -31,9 +32,21 @@ func TestManySubscriptionsInOneProcessKeepFlowing(t *testing.T) {
 	)
 	done := make(chan struct{})
 	want := subs * each
-	typeOf := func(i int) gossip.EventType { return gossip.EventType(fmt.Sprintf("many.t%d", i)) }
+	typeOf := func(i int) gossip.EventType { return gossip.EventType(fmt.Sprintf("many.t%d.created", i)) }
+	patternOf := func(i int) gossip.EventType {
+		if i%2 == 1 {
+			return gossip.EventType(fmt.Sprintf("many.t%d.*", i))
+		}
+		return typeOf(i)
+	}
+	streamOf := func(i int) (key, group string) {
+		if i%2 == 1 {
+			return fmt.Sprintf("%s:{%s}:stream", ns, typeOf(i)), "g:" + string(patternOf(i))
+		}
+		return fmt.Sprintf("%s:{%s}:stream", ns, typeOf(i)), "g"
+	}
 	for i := range subs {
-		_, err := bus.Subscribe(typeOf(i), func(ctx context.Context, e *gossip.Event) error {
+		_, err := bus.Subscribe(patternOf(i), func(ctx context.Context, e *gossip.Event) error {
 			mu.Lock()
 			defer mu.Unlock()
 			got[e.ID]++
@@ -72,7 +85,8 @@ func TestManySubscriptionsInOneProcessKeepFlowing(t *testing.T) {
 	tick := time.NewTicker(50 * time.Millisecond) // acks under way: ask the server until none is pending
 	defer tick.Stop()
 	for i := 0; i < subs; {
-		p, err := client.XPending(context.Background(), fmt.Sprintf("%s:{%s}:stream", ns, typeOf(i)), "g").Result()
+		key, group := streamOf(i)
+		p, err := client.XPending(context.Background(), key, group).Result()
 		require.NoError(t, err)
 		if p.Count == 0 {
 			i++
