@@ -1,0 +1,73 @@
+package driver
+
+import "strings"
+
+// Redact returns dsn with its secrets masked, for errors, logs and span
+// attributes: the password (or lone token) of every URL in it, and query
+// parameters that hold secrets (password=, sentinel_password=, token=,
+// secret=, nkey_seed=). It is the one redactor of gossip and its drivers.
+// It takes a URL, a comma-separated list of them ("nats://u:p@a,b:4222"),
+// or a driver name, and leaks nothing even where the URL does not parse:
+// a password may hold '/', '#', '?', '%' or ',' unencoded, so everything up
+// to the last '@' of a server is user information. (Where a query value
+// holds an '@', more than the password is masked: never less.)
+func Redact(dsn string) string {
+	var out strings.Builder
+	for dsn != "" {
+		i := strings.Index(dsn, "://")
+		if i < 0 {
+			out.WriteString(redactServer(dsn))
+			break
+		}
+		out.WriteString(dsn[:i+3])
+		rest := dsn[i+3:]
+		end := len(rest) // the next URL of a list starts after a comma
+		if j := strings.Index(rest, "://"); j >= 0 {
+			if c := strings.LastIndexByte(rest[:j], ','); c >= 0 {
+				end = c + 1
+			}
+		}
+		out.WriteString(redactServer(rest[:end]))
+		dsn = rest[end:]
+	}
+	return out.String()
+}
+
+// redactServer masks the user information (up to the last '@') and the
+// secret query parameters of "userinfo@host:port/path?query#fragment",
+// which may be a comma-separated list of servers.
+func redactServer(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return redactQuery(s)
+	}
+	user := s[:at]
+	if c := strings.IndexByte(user, ':'); c >= 0 && !strings.ContainsAny(user[:c], "/?#,@") {
+		user = user[:c] + ":xxxxx"
+	} else {
+		user = "xxxxx"
+	}
+	return user + redactQuery(s[at:])
+}
+
+// redactQuery masks the values of query parameters that hold secrets
+// (password=, sentinel_password=, token=, ...) in "/path?query#fragment".
+func redactQuery(s string) string {
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
+		return s
+	}
+	query, frag := s[q+1:], ""
+	if h := strings.IndexByte(query, '#'); h >= 0 {
+		query, frag = query[:h], query[h:]
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		k, _, ok := strings.Cut(p, "=")
+		lk := strings.ToLower(k)
+		if ok && (strings.Contains(lk, "password") || strings.Contains(lk, "secret") || lk == "token" || lk == "pass" || lk == "nkey_seed") {
+			params[i] = k + "=xxxxx"
+		}
+	}
+	return s[:q+1] + strings.Join(params, "&") + frag
+}
