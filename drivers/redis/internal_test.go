@@ -144,11 +144,15 @@ func TestURLErrorsHidePasswords(t *testing.T) {
 		"redis://:user-secret@127.0.0.1:1/0?bogus=1",
 		"redis://s1:26379/0?master_name=m&password=qp-secret&bogus=1",
 		"redis://s1:26379/0?master_name=m&sentinel_password=sp-secret&maxlen=x",
+		// Unencoded characters a URL parser stops at, quoting the rest.
+		"redis://user:s3/cret@127.0.0.1:1/0",
+		"redis://user:s3#cret@127.0.0.1:1/0",
+		"redis://user:s3cr%et@127.0.0.1:1/0",
 	} {
 		o := defaultOptions()
 		_, _, err := parseURL(dsn, &o)
 		require.Error(t, err, dsn)
-		for _, secret := range []string{"user-secret", "qp-secret", "sp-secret"} {
+		for _, secret := range []string{"user-secret", "qp-secret", "sp-secret", "s3", "cret", "cr%et"} {
 			assert.NotContains(t, err.Error(), secret)
 		}
 	}

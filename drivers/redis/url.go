@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -159,7 +158,7 @@ var params = map[string]func(o *options, v string) error{
 // parseURL takes gossip's parameters out of dsn into o and builds the
 // go-redis client for the rest. addr names the server(s) for errors.
 func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
-	redacted := redact(dsn)
+	redacted := driver.Redact(dsn)
 	scheme, rest, _ := strings.Cut(dsn, "://")
 	// Several hosts separated by commas: the first is the URL's host, the
 	// others become addr parameters (Cluster seeds or Sentinels).
@@ -175,7 +174,7 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 	hostList := strings.Split(hosts, ",")
 	u, err := url.Parse(scheme + "://" + userinfo + hostList[0] + tail)
 	if err != nil {
-		return nil, "", fmt.Errorf("redis: bad URL %s: %v", redacted, stripSecret(err, dsn))
+		return nil, "", fmt.Errorf("redis: bad URL %s: %v", redacted, driver.RedactError(dsn, err))
 	}
 	q := u.Query()
 	for _, h := range hostList[1:] {
@@ -200,52 +199,20 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 	case sentinel:
 		fo, err := goredis.ParseFailoverURL(clean)
 		if err != nil {
-			return nil, "", fmt.Errorf("redis: bad Sentinel URL %s: %v", redacted, stripSecret(err, dsn))
+			return nil, "", fmt.Errorf("redis: bad Sentinel URL %s: %v", redacted, driver.RedactError(dsn, err))
 		}
 		return goredis.NewFailoverClient(fo), "sentinels " + strings.Join(fo.SentinelAddrs, ",") + " master " + fo.MasterName, nil
 	case cluster:
 		co, err := goredis.ParseClusterURL(clean)
 		if err != nil {
-			return nil, "", fmt.Errorf("redis: bad Cluster URL %s: %v", redacted, stripSecret(err, dsn))
+			return nil, "", fmt.Errorf("redis: bad Cluster URL %s: %v", redacted, driver.RedactError(dsn, err))
 		}
 		return goredis.NewClusterClient(co), "cluster " + strings.Join(co.Addrs, ","), nil
 	default:
 		so, err := goredis.ParseURL(clean)
 		if err != nil {
-			return nil, "", fmt.Errorf("redis: bad URL %s: %v", redacted, stripSecret(err, dsn))
+			return nil, "", fmt.Errorf("redis: bad URL %s: %v", redacted, driver.RedactError(dsn, err))
 		}
 		return goredis.NewClient(so), so.Addr, nil
 	}
-}
-
-// secretParam matches query parameters that hold passwords (go-redis reads
-// a Sentinel master's password from password=).
-var secretParam = regexp.MustCompile(`([?&](?:sentinel_)?password=)[^&#]*`)
-
-// redact is driver.Redact that also masks password parameters.
-func redact(dsn string) string {
-	return secretParam.ReplaceAllString(driver.Redact(dsn), "${1}xxxxx")
-}
-
-// stripSecret keeps passwords out of an error that may quote the URL.
-func stripSecret(err error, dsn string) string {
-	msg := err.Error()
-	var secrets []string
-	if u, perr := url.Parse(strings.Split(dsn, ",")[0]); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			secrets = append(secrets, p)
-		}
-	}
-	for _, m := range secretParam.FindAllStringSubmatch(dsn, -1) {
-		if v := strings.TrimPrefix(m[0], m[1]); v != "" {
-			secrets = append(secrets, v)
-		}
-	}
-	for _, sec := range secrets {
-		msg = strings.ReplaceAll(msg, sec, "xxxxx")
-		if esc := url.QueryEscape(sec); esc != sec {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
 }
