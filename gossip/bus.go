@@ -300,6 +300,9 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 		Start:         sc.start,
 	})
 	if err != nil {
+		if b.closed.Load() { // Shutdown closed the transport meanwhile
+			return nil, fmt.Errorf("%w (subscribe %s: %v)", ErrClosed, pattern, err)
+		}
 		return nil, fmt.Errorf("gossip: subscribe %s: %w", pattern, err)
 	}
 	s := newSubscription(b, pattern, sc, handler, ds)

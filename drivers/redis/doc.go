@@ -13,14 +13,18 @@
 // one pipeline. A subscription with gossip.Group reads through a consumer
 // group (XREADGROUP), created when the group's first member subscribes, at
 // the events published from then on (gossip.FromOldest: everything the
-// stream holds). A handler's nil acks (XACK); an error leaves the entry
-// pending and it comes back after the backoff (XCLAIM, which counts the
-// delivery). Entries a member left unacknowledged for longer than
-// gossip.Config.AckWait — it died or stalled — are taken over by another
-// member (XAUTOCLAIM) with their delivery count, so MaxDeliveries holds
-// across members. Entries still being handled are kept alive. A
-// subscription without a group reads with XREAD from the position at
-// Subscribe.
+// stream holds). gossip acknowledges handled entries in batches (one XACK
+// per stream and round trip), retries failed ones in process while keeping
+// them alive (XCLAIM ... JUSTID), and dead-letters poison. Entries a member
+// left unacknowledged for longer than gossip.Config.AckWait — it died or
+// stalled — are taken over by another member (XAUTOCLAIM) with their
+// delivery count, so MaxDeliveries holds across members. A member leaving
+// hands the entries it never started back to the group at once (their
+// idle time set to AckWait): another member claims them within the claim
+// interval (at most 1s by default). Blocking reads use connections of their
+// own, not the client's pool, so one process may hold hundreds of
+// subscriptions. A subscription without a group reads with XREAD from the
+// position at Subscribe.
 //
 // Wildcard patterns ("orders.*.created", "audit.>") read every stream whose
 // type matches. The driver keeps a registry of event types (the set

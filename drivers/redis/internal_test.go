@@ -144,12 +144,31 @@ func TestURLErrorsHidePasswords(t *testing.T) {
 		"redis://:user-secret@127.0.0.1:1/0?bogus=1",
 		"redis://s1:26379/0?master_name=m&password=qp-secret&bogus=1",
 		"redis://s1:26379/0?master_name=m&sentinel_password=sp-secret&maxlen=x",
+		// Unencoded characters a URL parser stops at, quoting the rest.
+		"redis://user:s3/cret@127.0.0.1:1/0",
+		"redis://user:s3#cret@127.0.0.1:1/0",
+		"redis://user:s3cr%et@127.0.0.1:1/0",
 	} {
 		o := defaultOptions()
 		_, _, err := parseURL(dsn, &o)
 		require.Error(t, err, dsn)
-		for _, secret := range []string{"user-secret", "qp-secret", "sp-secret"} {
+		for _, secret := range []string{"user-secret", "qp-secret", "sp-secret", "s3", "cret", "cr%et"} {
 			assert.NotContains(t, err.Error(), secret)
 		}
 	}
+}
+
+// Metadata round-trips in Pub/Sub mode whatever its values, also the W3C
+// trace keys with an empty value (a propagator that wrote no state).
+func TestStructuredRoundTripsEmptyTraceValues(t *testing.T) {
+	m := &driver.Message{
+		ID: "1", Type: "a.b", Source: "s", Time: time.Unix(1, 0).UTC(), ContentType: "application/json",
+		Data:     []byte(`{"x":1}`),
+		Metadata: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "", "baggage": ""},
+	}
+	payload, err := encodeStructured(m)
+	require.NoError(t, err)
+	got, err := decodeStructured(m.Type, payload)
+	require.NoError(t, err)
+	assert.Equal(t, m.Metadata, got.Metadata, "%s", payload)
 }

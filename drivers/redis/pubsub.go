@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -12,15 +13,15 @@ import (
 )
 
 // pubsubSub is a Pub/Sub-mode subscription: SUBSCRIBE for an event type,
-// PSUBSCRIBE for a pattern. It has no Acknowledger: gossip retries in
-// process.
+// PSUBSCRIBE for a pattern. It settles nothing: gossip retries in process.
 type pubsubSub struct {
 	c       *conn
 	pattern string
 	ps      *goredis.PubSub
 	ch      chan driver.Delivery
-	stop    chan struct{}
-	done    chan struct{}
+	ctx     context.Context // ends at Stop
+	cancel  context.CancelFunc
+	done    chan struct{} // closed with ch, when receive returns
 	once    sync.Once
 }
 
@@ -50,7 +51,7 @@ func globPattern(prefix, pattern string) string {
 	return b.String()
 }
 
-func (c *conn) subscribePubSub(ctx context.Context, spec driver.SubscribeSpec) (subscription, error) {
+func (c *conn) subscribePubSub(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
 	var ps *goredis.PubSub
 	if driver.IsPattern(spec.Pattern) {
 		ps = c.client.PSubscribe(ctx, globPattern(c.opts.prefix, spec.Pattern))
@@ -65,35 +66,33 @@ func (c *conn) subscribePubSub(ctx context.Context, spec driver.SubscribeSpec) (
 	s := &pubsubSub{
 		c: c, pattern: spec.Pattern, ps: ps,
 		ch:   make(chan driver.Delivery, spec.BufferSize),
-		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	c.bg.Add(1)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.receive()
 	return s, nil
 }
 
+// reconnectBackoff spaces the retries of a failed read or subscription.
+var reconnectBackoff = driver.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}
+
+// receive hands the messages over until Stop.
 func (s *pubsubSub) receive() {
-	defer s.c.bg.Done()
-	defer func() {
-		close(s.ch)
-		close(s.done)
-		s.c.forget(s)
-	}()
+	defer close(s.done)
+	defer close(s.ch)
+	ctx := s.ctx
 	prefix := s.c.opts.prefix + ":"
 	failures := 0
 	for {
-		msg, err := s.ps.ReceiveMessage(context.Background())
+		msg, err := s.ps.ReceiveMessage(ctx)
 		if err != nil {
-			select {
-			case <-s.stop:
+			if ctx.Err() != nil {
 				return
-			default:
 			}
 			failures++
 			s.c.opts.logger.Warn("redis: Pub/Sub receive failed; reconnecting (messages published meanwhile are lost: Pub/Sub keeps nothing)",
 				"pattern", s.pattern, "error", err)
-			if !pause(s.stop, failures) {
+			if !reconnectBackoff.Wait(ctx, failures) {
 				return
 			}
 			continue
@@ -110,21 +109,31 @@ func (s *pubsubSub) receive() {
 		}
 		select {
 		case s.ch <- d:
-		case <-s.stop:
-			return
+		case <-ctx.Done():
+			return // nothing else holds it: dropped
 		}
 	}
 }
 
 func (s *pubsubSub) Deliveries() <-chan driver.Delivery { return s.ch }
 
-func (s *pubsubSub) Close(context.Context) error {
+// Stop unsubscribes and returns once Deliveries is closed.
+func (s *pubsubSub) Stop(ctx context.Context) error {
 	s.once.Do(func() {
-		close(s.stop)
+		s.cancel()
 		_ = s.ps.Close()
 	})
-	return nil
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-func (s *pubsubSub) closeNow()                 { _ = s.Close(context.Background()) }
-func (s *pubsubSub) finished() <-chan struct{} { return s.done }
+// Close waits for the receiving goroutine to end.
+func (s *pubsubSub) Close(ctx context.Context) error {
+	err := s.Stop(ctx)
+	s.c.forget(s)
+	return err
+}

@@ -33,6 +33,16 @@ func Redact(dsn string) string {
 	return out.String()
 }
 
+// RedactError is err's text for an error about dsn (a URL parser's, which
+// may quote the URL or a piece of it), unless dsn holds a secret: then only
+// a reason that quotes nothing.
+func RedactError(dsn string, err error) string {
+	if Redact(dsn) == dsn {
+		return err.Error()
+	}
+	return "cannot parse it (a password must have '/', '#', '?', '%' and '@' percent-encoded)"
+}
+
 // redactServer masks the user information (up to the last '@') and the
 // secret query parameters of "userinfo@host:port/path?query#fragment",
 // which may be a comma-separated list of servers.

@@ -1,0 +1,322 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+func init() {
+	driver.Register("redis", Driver{}, "redis", "rediss")
+}
+
+// Driver opens Redis connections; it is registered as "redis" and for the
+// redis:// and rediss:// schemes.
+type Driver struct{}
+
+// Open connects to the Redis named by dsn: "redis" alone is
+// redis://127.0.0.1:6379/0; otherwise a redis:// or rediss:// URL as go-redis
+// parses it, with gossip's own query parameters (mode, prefix, maxlen,
+// maxage, claim_interval, block, refresh_interval, cluster) taken out first.
+//
+//	redis://user:pass@host:6379/0                       one server
+//	redis://host:7000?addr=host:7001&addr=host:7002     Cluster (seed nodes)
+//	redis://host:7000,host:7001,host:7002               Cluster, the same
+//	redis://host:7000?cluster=true                      Cluster, one seed
+//	redis://:pass@sentinel:26379/0?master_name=mymaster Sentinel
+//
+// Open pings the server within ctx's deadline.
+func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
+	if !strings.Contains(dsn, "://") {
+		dsn = DefaultURL
+	}
+	o := defaultOptions()
+	if opts.Logger != nil {
+		o.logger = opts.Logger
+	}
+	if opts.Source != "" {
+		o.source = opts.Source
+	}
+	client, addr, err := parseURL(dsn, &o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := func() (*conn, error) {
+		if err := o.validate(); err != nil {
+			return nil, err
+		}
+		if err := ping(ctx, client, addr); err != nil {
+			return nil, err
+		}
+		return newConn(ctx, client, o, true)
+	}()
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// New returns a connection on a ready go-redis client (a *redis.Client,
+// *redis.ClusterClient, failover client, ...), for gossip.Config.Conn. The
+// connection does not close the client: its owner does, after the bus shut
+// down. Blocking reads do not use the client's pool: each reader has a
+// connection of its own, made with the client's options.
+func New(client goredis.UniversalClient, opts ...Option) (driver.Conn, error) {
+	if client == nil {
+		return nil, errors.New("redis: New with a nil client")
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return newConn(ctx, client, o, false)
+}
+
+// ping checks the server answers within ctx, with a one-line error naming
+// the address and how to start a Redis when it does not.
+func ping(ctx context.Context, client goredis.UniversalClient, addr string) error {
+	err := client.Ping(ctx).Err()
+	if err == nil {
+		return nil
+	}
+	hint := ""
+	var opErr *net.OpError
+	if errors.As(err, &opErr) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
+		port := "6379"
+		if _, p, perr := net.SplitHostPort(strings.TrimPrefix(addr, "cluster ")); perr == nil && !strings.Contains(p, ",") {
+			port = p
+		}
+		hint = fmt.Sprintf(" (is Redis running? start one with `redis-server --port %s` or `docker run -p %s:6379 redis:7`)", port, port)
+	}
+	return fmt.Errorf("redis: cannot reach %s: %v%s", addr, err, hint)
+}
+
+// conn is an open connection in either mode.
+type conn struct {
+	client     goredis.UniversalClient
+	ownClient  bool
+	opts       options
+	perStream  bool // Cluster (or another sharded client): one reader per stream
+	consumerID string
+	known      sync.Map  // event type → time registered
+	pipe       pipeliner // sends Publish's commands
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[driver.Subscription]struct{}
+	seq    int
+}
+
+func newConn(ctx context.Context, client goredis.UniversalClient, o options, own bool) (*conn, error) {
+	c := &conn{client: client, ownClient: own, opts: o, subs: map[driver.Subscription]struct{}{}}
+	c.pipe.client = client
+	if _, single := client.(*goredis.Client); !single {
+		c.perStream = true
+	}
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	c.consumerID = fmt.Sprintf("%s@%s:%d:%s", o.source, host, os.Getpid(), hex.EncodeToString(b))
+	if o.mode == Streams {
+		if err := checkVersion(ctx, client); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// checkVersion makes sure the server has XAUTOCLAIM (Redis 6.2).
+func checkVersion(ctx context.Context, client goredis.UniversalClient) error {
+	info, err := client.Info(ctx, "server").Result()
+	if err != nil {
+		return nil // a server that hides INFO: find out at the first command
+	}
+	for _, line := range strings.Split(info, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
+		if !ok {
+			continue
+		}
+		parts := strings.SplitN(v, ".", 3)
+		if len(parts) < 2 {
+			return nil
+		}
+		major, _ := strconv.Atoi(parts[0])
+		minor, _ := strconv.Atoi(parts[1])
+		if major < 6 || major == 6 && minor < 2 {
+			return fmt.Errorf("redis: server version %s has no XAUTOCLAIM; Streams mode needs Redis 6.2 or later (or use mode=pubsub)", v)
+		}
+	}
+	return nil
+}
+
+// Name is the transport's name, reported as messaging.system.
+func (c *conn) Name() string { return "redis" }
+
+func (c *conn) streamKey(typ string) string   { return c.opts.prefix + ":{" + typ + "}:stream" }
+func (c *conn) typesKey() string              { return c.opts.prefix + ":types" }
+func (c *conn) typesChannel() string          { return c.opts.prefix + ":types-added" }
+func (c *conn) groupsKey() string             { return c.opts.prefix + ":groups" }
+func (c *conn) pubsubChannel(t string) string { return c.opts.prefix + ":" + t }
+
+// registerScript adds a type to the registry and tells wildcard
+// subscriptions when it is new, in one command.
+var registerScript = goredis.NewScript(`
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], ARGV[1])
+  return 1
+end
+return 0`)
+
+// registerEvery is how often a publisher re-registers a type it already
+// registered (the registry may have been lost with a server without
+// persistence).
+const registerEvery = time.Minute
+
+// Publish sends msgs in one round trip: one XADD each (Streams; plus, for
+// each type, XTRIM with MaxAge and the type's registration now and then) or
+// one PUBLISH each (Pub/Sub). Concurrent calls share pipelines (see
+// pipeliner); each returns once its own commands were answered.
+func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return errors.New("redis: publish on a closed connection")
+	}
+	// The commands are queued on a pipeline of their own only to build
+	// them; c.pipe sends them.
+	build := c.client.Pipeline()
+	var newTypes []string
+	now := time.Now()
+	for i, m := range msgs {
+		if c.opts.mode == PubSub {
+			payload, err := encodeStructured(m)
+			if err != nil {
+				return fmt.Errorf("redis: encode %s: %w", m.ID, err)
+			}
+			build.Publish(ctx, c.pubsubChannel(m.Type), payload)
+			continue
+		}
+		args := &goredis.XAddArgs{Stream: c.streamKey(m.Type), Values: streamValues(m)}
+		if c.opts.maxLen > 0 {
+			args.MaxLen, args.Approx = c.opts.maxLen, true
+		}
+		build.XAdd(ctx, args)
+		if slices.ContainsFunc(msgs[:i], func(p *driver.Message) bool { return p.Type == m.Type }) {
+			continue // trimmed and registered for an earlier message
+		}
+		if c.opts.maxAge > 0 {
+			minID := strconv.FormatInt(now.Add(-c.opts.maxAge).UnixMilli(), 10)
+			build.XTrimMinIDApprox(ctx, c.streamKey(m.Type), minID, 0)
+		}
+		if at, ok := c.known.Load(m.Type); !ok || now.Sub(at.(time.Time)) > registerEvery {
+			newTypes = append(newTypes, m.Type)
+			registerScript.Eval(ctx, build, []string{c.typesKey()}, m.Type, c.typesChannel())
+		}
+	}
+	cmds := build.Cmds()
+	if err := c.pipe.do(ctx, cmds); err != nil {
+		return err
+	}
+	if err := cmdsErr(cmds); err != nil {
+		return fmt.Errorf("redis: publish: %w", err)
+	}
+	for _, t := range newTypes {
+		c.known.Store(t, now)
+	}
+	return nil
+}
+
+// Subscribe starts a Pub/Sub or Streams subscription.
+func (c *conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
+	spec.BufferSize = max(spec.BufferSize, 1)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, driver.ErrSubscriptionClosed
+	}
+	c.seq++
+	seq := c.seq
+	c.mu.Unlock()
+
+	var (
+		s   driver.Subscription
+		err error
+	)
+	if c.opts.mode == PubSub {
+		if spec.Group != "" {
+			return nil, fmt.Errorf("redis: Group %q in Pub/Sub mode (use Streams mode for groups): %w", spec.Group, driver.ErrGroupsUnsupported)
+		}
+		s, err = c.subscribePubSub(ctx, spec)
+	} else {
+		s, err = c.subscribeStreams(ctx, spec, fmt.Sprintf("%s#%d", c.consumerID, seq))
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.subs[s] = struct{}{}
+	}
+	c.mu.Unlock()
+	if closed {
+		_ = s.Stop(ctx)
+		_ = s.Close(ctx)
+		return nil, driver.ErrSubscriptionClosed
+	}
+	return s, nil
+}
+
+// forget removes a closed subscription from the connection's set.
+func (c *conn) forget(s driver.Subscription) {
+	c.mu.Lock()
+	delete(c.subs, s)
+	c.mu.Unlock()
+}
+
+// Close stops and closes the subscriptions gossip left open (it closes
+// them first; a user of New may not) and closes the client if Open made it.
+func (c *conn) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	subs := slices.Collect(maps.Keys(c.subs))
+	c.mu.Unlock()
+	var err error
+	for _, s := range subs {
+		err = errors.Join(err, s.Stop(ctx), s.Close(ctx))
+	}
+	if c.ownClient {
+		if cerr := c.client.Close(); cerr != nil && !errors.Is(cerr, goredis.ErrClosed) {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
+}

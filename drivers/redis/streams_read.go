@@ -1,0 +1,242 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gossipbus/gossip/gossip/driver"
+)
+
+// reader reads a set of streams in one blocking command (one server), or
+// one stream (Cluster, where keys of different types live in different
+// slots).
+type reader struct {
+	streams []*stream
+	// node is the shared client of the server the streams live on, which
+	// sends CLIENT UNBLOCK for the reader; nil when unknown.
+	node *goredis.Client
+	// clientID is the server's id of the reader's own connection; 0 when
+	// unknown.
+	clientID int64
+}
+
+// nodeFor returns the client of the server r's streams live on, or nil.
+func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
+	switch c := s.c.client.(type) {
+	case *goredis.Client:
+		return c
+	case *goredis.ClusterClient:
+		s.mu.Lock()
+		key := ""
+		if len(r.streams) == 1 {
+			key = r.streams[0].key
+		}
+		s.mu.Unlock()
+		if key == "" {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if reload {
+			// The slots may have moved (MOVED replies to the reader's own
+			// connection do not update the cluster client's slot map).
+			c.ReloadState(ctx)
+		}
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil
+		}
+		return node
+	}
+	return nil
+}
+
+// readerClient makes a client of one connection to node's server, made
+// with node's options but outside its pool: a blocking read holds its
+// connection for up to Block, and hundreds of subscriptions would leave the
+// pool none for XACK, XAUTOCLAIM and XCLAIM. It records the server's id of
+// each connection it makes in r, for CLIENT UNBLOCK.
+func (s *streamSub) readerClient(r *reader, node *goredis.Client) *goredis.Client {
+	o := *node.Options()
+	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 1
+	onConnect := o.OnConnect
+	o.OnConnect = func(ctx context.Context, cn *goredis.Conn) error {
+		if onConnect != nil {
+			if err := onConnect(ctx, cn); err != nil {
+				return err
+			}
+		}
+		if id, err := cn.ClientID(ctx).Result(); err == nil {
+			s.mu.Lock()
+			r.clientID = id
+			s.mu.Unlock()
+		}
+		return nil
+	}
+	return goredis.NewClient(&o)
+}
+
+// unblock interrupts r's blocking read under way, if any (CLIENT UNBLOCK:
+// the read returns nothing, and no entry it would have fetched is lost).
+func (s *streamSub) unblock(ctx context.Context, r *reader) {
+	s.mu.Lock()
+	node, id := r.node, r.clientID
+	s.mu.Unlock()
+	if node != nil && id != 0 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = node.ClientUnblock(ctx, id).Err()
+	}
+}
+
+// read is a reader's loop: it reads on a connection of its own (through
+// the shared client where it cannot have one) until Stop.
+func (s *streamSub) read(r *reader) {
+	defer s.bg.Done()
+	defer s.senders.Done()
+	var own *goredis.Client
+	connect := func(reload bool) {
+		if own != nil {
+			_ = own.Close()
+			own = nil
+		}
+		node := s.nodeFor(r, reload)
+		s.mu.Lock()
+		r.node, r.clientID = node, 0
+		s.mu.Unlock()
+		if node != nil {
+			own = s.readerClient(r, node)
+		}
+	}
+	connect(false)
+	defer func() {
+		if own != nil {
+			_ = own.Close()
+		}
+	}()
+	failures := 0
+	for s.ctx.Err() == nil {
+		s.mu.Lock()
+		streams := slices.Clone(r.streams)
+		s.mu.Unlock()
+		var cmd goredis.Cmdable = s.c.client
+		if own != nil {
+			cmd = own
+		}
+		res, err := s.fetch(cmd, streams)
+		switch {
+		case errors.Is(err, goredis.Nil):
+			failures = 0
+		case err != nil:
+			if s.ctx.Err() != nil {
+				return
+			}
+			failures++
+			connect(true)
+			if isNoGroup(err) {
+				// The stream or the group went away (deleted, or a server
+				// restarted without persistence): recreate them.
+				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+				err = s.position(ctx, streams, s.startID)
+				cancel()
+				if err == nil {
+					continue
+				}
+			}
+			s.warn("read failed; retrying", err)
+			if !reconnectBackoff.Wait(s.ctx, failures) {
+				return
+			}
+		default:
+			failures = 0
+			if !s.sendRead(res, streams) {
+				return
+			}
+		}
+	}
+}
+
+// fetch reads what the streams hold for the subscription, at most as many
+// entries as Deliveries has room for, waiting up to Block. The read is not
+// cancelled by Stop (a reply cut off would leave its entries pending to
+// this member): Stop interrupts it with CLIENT UNBLOCK.
+func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream) ([]goredis.XStream, error) {
+	count := max(int64(cap(s.ch)-len(s.ch)), 1)
+	args := make([]string, 0, 2*len(streams))
+	for _, st := range streams {
+		args = append(args, st.key)
+	}
+	if s.group == "" {
+		for _, st := range streams {
+			args = append(args, st.lastID)
+		}
+		return cmd.XRead(context.Background(), &goredis.XReadArgs{
+			Streams: args, Count: count, Block: s.c.opts.block,
+		}).Result()
+	}
+	for range streams {
+		args = append(args, ">")
+	}
+	return cmd.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
+		Group: s.group, Consumer: s.consumer, Streams: args, Count: count, Block: s.c.opts.block,
+	}).Result()
+}
+
+// sendRead sends what one read returned; false when the subscription
+// stopped first.
+func (s *streamSub) sendRead(res []goredis.XStream, streams []*stream) bool {
+	var ds []driver.Delivery
+	for _, xs := range res {
+		i := slices.IndexFunc(streams, func(st *stream) bool { return st.key == xs.Stream })
+		if i < 0 {
+			continue
+		}
+		for _, msg := range xs.Messages {
+			streams[i].lastID = msg.ID
+			ds = append(ds, s.delivery(streams[i], msg, 1))
+		}
+	}
+	return s.sendAll(ds)
+}
+
+// delivery turns an entry into a Delivery; a corrupt entry gets Err.
+func (s *streamSub) delivery(st *stream, msg goredis.XMessage, attempt int) driver.Delivery {
+	m, err := decodeEntry(st.typ, msg.Values)
+	d := driver.Delivery{Message: m, Attempt: attempt}
+	if s.group != "" {
+		d.Token = entry{st: st, id: msg.ID}
+	}
+	if err != nil {
+		d.Err = fmt.Errorf("entry %s of stream %s: %w", msg.ID, st.key, err)
+	}
+	return d
+}
+
+// sendAll sends ds in order. When the subscription stops first, a group
+// member hands the rest back to the group at once (a listener's are
+// dropped: nothing else holds them), and sendAll reports false.
+func (s *streamSub) sendAll(ds []driver.Delivery) bool {
+	for i, d := range ds {
+		if s.ctx.Err() == nil {
+			select {
+			case s.ch <- d:
+				continue
+			case <-s.ctx.Done():
+			}
+		}
+		if s.group != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.release(ctx, ds[i:]); err != nil {
+				s.warn("cannot hand back unsent entries; other members take them over after AckWait", err)
+			}
+		}
+		return false
+	}
+	return true
+}
