@@ -107,7 +107,7 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 			s = "nats://" + s
 		}
 		if _, err := url.Parse(s); err != nil {
-			return "", fmt.Errorf("%w %q: %v", ErrBadURL, driver.Redact(s), errors.Unwrap(err))
+			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(s), driver.RedactError(s, errors.Unwrap(err)))
 		}
 	}
 	q, err := url.ParseQuery(query)
