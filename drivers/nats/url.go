@@ -25,27 +25,27 @@ type setter func(c *config, v string) error
 // params are the URL's query parameters, each with what it sets (see
 // Driver.Open and the Option of the same meaning).
 var params = map[string]setter{
-	"mode": choice(func(c *config) *Mode { return &c.mode },
+	"mode": setOneOf(func(c *config) *Mode { return &c.mode },
 		map[string]Mode{"jetstream": ModeJetStream, "js": ModeJetStream, "": ModeJetStream, "core": ModeCore}),
-	"prefix":          text(func(c *config) *string { return &c.prefix }),
-	"stream_prefix":   text(func(c *config) *string { return &c.prefix }),
-	"stream":          text(func(c *config) *string { return &c.stream }),
-	"create_stream":   parsed(strconv.ParseBool, func(c *config) *bool { return &c.createStreams }),
-	"replicas":        parsed(strconv.Atoi, func(c *config) *int { return &c.replicas }),
-	"max_ack_pending": parsed(strconv.Atoi, func(c *config) *int { return &c.maxAckPending }),
-	"storage": choice(func(c *config) *jetstream.StorageType { return &c.storage },
+	"prefix":          setString(func(c *config) *string { return &c.prefix }),
+	"stream_prefix":   setString(func(c *config) *string { return &c.prefix }),
+	"stream":          setString(func(c *config) *string { return &c.stream }),
+	"create_stream":   setParsed(strconv.ParseBool, func(c *config) *bool { return &c.createStreams }),
+	"replicas":        setParsed(strconv.Atoi, func(c *config) *int { return &c.replicas }),
+	"max_ack_pending": setParsed(strconv.Atoi, func(c *config) *int { return &c.maxAckPending }),
+	"storage": setOneOf(func(c *config) *jetstream.StorageType { return &c.storage },
 		map[string]jetstream.StorageType{"file": jetstream.FileStorage, "memory": jetstream.MemoryStorage}),
-	"max_age":            parsed(time.ParseDuration, func(c *config) *time.Duration { return &c.maxAge }),
-	"duplicates":         parsed(time.ParseDuration, func(c *config) *time.Duration { return &c.duplicates }),
-	"inactive_threshold": parsed(time.ParseDuration, func(c *config) *time.Duration { return &c.inactiveThreshold }),
-	"max_bytes":          parsed(parseInt64, func(c *config) *int64 { return &c.maxBytes }),
-	"max_msgs":           parsed(parseInt64, func(c *config) *int64 { return &c.maxMsgs }),
-	"ack":                choice(func(c *config) *bool { return &c.syncAck }, map[string]bool{"sync": true, "async": false}),
-	"flush":              choice(func(c *config) *bool { return &c.asyncFlush }, map[string]bool{"sync": false, "async": true}),
-	"name":               text(func(c *config) *string { return &c.name }),
-	"tls_ca":             text(func(c *config) *string { return &c.tlsCA }),
-	"tls_cert":           text(func(c *config) *string { return &c.tlsCert }),
-	"tls_key":            text(func(c *config) *string { return &c.tlsKey }),
+	"max_age":            setParsed(time.ParseDuration, func(c *config) *time.Duration { return &c.maxAge }),
+	"duplicates":         setParsed(time.ParseDuration, func(c *config) *time.Duration { return &c.duplicates }),
+	"inactive_threshold": setParsed(time.ParseDuration, func(c *config) *time.Duration { return &c.inactiveThreshold }),
+	"max_bytes":          setParsed(parseInt64, func(c *config) *int64 { return &c.maxBytes }),
+	"max_msgs":           setParsed(parseInt64, func(c *config) *int64 { return &c.maxMsgs }),
+	"ack":                setOneOf(func(c *config) *bool { return &c.syncAck }, map[string]bool{"sync": true, "async": false}),
+	"flush":              setOneOf(func(c *config) *bool { return &c.asyncFlush }, map[string]bool{"sync": false, "async": true}),
+	"name":               setString(func(c *config) *string { return &c.name }),
+	"tls_ca":             setString(func(c *config) *string { return &c.tlsCA }),
+	"tls_cert":           setString(func(c *config) *string { return &c.tlsCert }),
+	"tls_key":            setString(func(c *config) *string { return &c.tlsKey }),
 	"creds": func(c *config, v string) error {
 		c.natsOptions = append(c.natsOptions, natsgo.UserCredentials(v))
 		return nil
@@ -59,13 +59,13 @@ var params = map[string]setter{
 	},
 }
 
-// text sets a string as it is.
-func text(field func(*config) *string) setter {
+// setString sets a string as it is.
+func setString(field func(*config) *string) setter {
 	return func(c *config, v string) error { *field(c) = v; return nil }
 }
 
-// parsed sets what parse makes of the value.
-func parsed[T any](parse func(string) (T, error), field func(*config) *T) setter {
+// setParsed sets what parse makes of the value.
+func setParsed[T any](parse func(string) (T, error), field func(*config) *T) setter {
 	return func(c *config, v string) error {
 		x, err := parse(v)
 		if err == nil {
@@ -75,8 +75,8 @@ func parsed[T any](parse func(string) (T, error), field func(*config) *T) setter
 	}
 }
 
-// choice sets one of choices, by its name in any case.
-func choice[T any](field func(*config) *T, choices map[string]T) setter {
+// setOneOf sets one of choices, by its name in any case.
+func setOneOf[T any](field func(*config) *T, choices map[string]T) setter {
 	want := strings.Join(slices.DeleteFunc(slices.Sorted(maps.Keys(choices)), func(k string) bool { return k == "" }), ", ")
 	return func(c *config, v string) error {
 		x, ok := choices[strings.ToLower(v)]
