@@ -41,6 +41,12 @@ func (st *settler) init(s *Subscription) {
 	st.s = s
 	st.callTimeout = s.bus.cfg.DialTimeout
 	st.calls, st.endCalls = context.WithCancel(context.Background())
+	st.acks.send = func(ds []driver.Delivery) {
+		st.call("ack", ds, func(ctx context.Context) error { return s.acker.Ack(ctx, ds) })
+	}
+	st.releases.send = func(ds []driver.Delivery) {
+		st.call("hand-back", ds, func(ctx context.Context) error { return s.releaser.Release(ctx, ds) })
+	}
 	if s.keeper != nil {
 		st.held = map[*heldDelivery]struct{}{}
 		st.keepEvery = max(s.bus.cfg.AckWait/3, 10*time.Millisecond)
@@ -64,19 +70,12 @@ func (st *settler) call(what string, ds []driver.Delivery, f func(ctx context.Co
 }
 
 func (st *settler) ack(d driver.Delivery) {
-	if a := st.s.acker; a != nil {
-		st.acks.add([]driver.Delivery{d}, func(ds []driver.Delivery) {
-			st.call("ack", ds, func(ctx context.Context) error { return a.Ack(ctx, ds) })
-		})
+	if st.s.acker != nil {
+		st.acks.add(d)
 	}
 }
 
-func (st *settler) release(d ...driver.Delivery) {
-	r := st.s.releaser
-	st.releases.add(d, func(ds []driver.Delivery) {
-		st.call("hand-back", ds, func(ctx context.Context) error { return r.Release(ctx, ds) })
-	})
-}
+func (st *settler) release(ds ...driver.Delivery) { st.releases.add(ds...) }
 
 func (st *settler) nack(d driver.Delivery, delay time.Duration) {
 	ds := []driver.Delivery{d}
@@ -159,13 +158,14 @@ func (st *settler) keepAlive() {
 // subscription makes one call per round trip, and once its workers have
 // returned every queued delivery was sent.
 type coalescer struct {
+	send  func([]driver.Delivery) // must not keep its argument
 	mu    sync.Mutex
 	busy  bool
 	queue []driver.Delivery
 	spare []driver.Delivery
 }
 
-func (b *coalescer) add(ds []driver.Delivery, send func([]driver.Delivery)) {
+func (b *coalescer) add(ds ...driver.Delivery) {
 	b.mu.Lock()
 	b.queue = append(b.queue, ds...)
 	if b.busy {
@@ -177,7 +177,7 @@ func (b *coalescer) add(ds []driver.Delivery, send func([]driver.Delivery)) {
 		ds := b.queue
 		b.queue, b.spare = b.spare[:0], nil
 		b.mu.Unlock()
-		send(ds)
+		b.send(ds)
 		clear(ds)
 		b.mu.Lock()
 		b.spare = ds[:0]

@@ -187,7 +187,8 @@ type Subscription interface {
 // the previous call was under way.
 type Acker interface {
 	// Ack marks the deliveries as done. An error leaves them to the
-	// transport, which redelivers them after its ack wait.
+	// transport, which redelivers them after its ack wait. Like every
+	// settling call, it must not keep ds after it returns.
 	Ack(ctx context.Context, ds []Delivery) error
 }
 
