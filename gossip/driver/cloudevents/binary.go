@@ -247,11 +247,9 @@ func fail(m *driver.Message, raw []byte, p []string) (*driver.Message, error) {
 }
 
 // setMeta sets metadata key k, making the map on first use: a message
-// without metadata has none.
+// without metadata has none. An empty key another producer sent is kept:
+// gossip, not the wire, decides what to do with it.
 func setMeta(m *driver.Message, k, v string) {
-	if k == "" {
-		return
-	}
 	if m.Metadata == nil {
 		m.Metadata = make(map[string]string, 4)
 	}
