@@ -76,6 +76,20 @@ func TestWireHeaderNames(t *testing.T) {
 	assert.Equal(t, "Acme%20Inc", msg.Header.Get("gossip-meta-Tenant%20Name"), "other keys percent-encoded under gossip-meta-")
 }
 
+// Any ID Publish accepts comes back exactly, and neither ce-id nor
+// Nats-Msg-Id breaks the headers; JetStream's own headers are no metadata.
+func TestWireRoundTripsAnyIDAndSkipsNatsHeaders(t *testing.T) {
+	m := &driver.Message{ID: " id\r\n50% ✓ ", Type: "a.b", Source: "s", Metadata: map[string]string{"k": "v"}}
+	msg := encodeMessage("p.a.b", m, m.Type+":"+m.ID)
+	assert.Equal(t, "a.b:%20id%0D%0A50%25%20%E2%9C%93%20", msg.Header.Get(HeaderMsgID))
+	msg.Header.Set("Nats-Sequence", "7")
+	got, err := decodeMessage(m.Type, msg)
+	require.NoError(t, err)
+	assert.Equal(t, m.ID, got.ID)
+	assert.Equal(t, map[string]string{"k": "v"}, got.Metadata)
+	assert.Equal(t, m.ID, roundTrip(t, m).ID)
+}
+
 func TestWireNotACloudEventIsAnError(t *testing.T) {
 	for name, msg := range map[string]*natsgo.Msg{
 		"no headers":      {Subject: "p.a", Data: []byte("garbage")},

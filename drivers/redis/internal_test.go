@@ -107,6 +107,16 @@ func TestStreamEntryRoundTrip(t *testing.T) {
 	assert.Equal(t, m, got)
 }
 
+// Fields of another producer become metadata under their own names, in any
+// case; the data field does not.
+func TestStreamEntryOfAnotherProducer(t *testing.T) {
+	got, err := decodeEntry("t", map[string]any{"CE-SpecVersion": "1.0", "Ce-Id": "1", "ce-type": "t", "ce-source": "s",
+		"ce-partitionkey": "p7", "priority": "high", "data": "x"})
+	require.NoError(t, err)
+	assert.Equal(t, &driver.Message{ID: "1", Type: "t", Source: "s", Data: []byte("x"),
+		Metadata: map[string]string{"partitionkey": "p7", "priority": "high"}}, got)
+}
+
 func TestStructuredRoundTrip(t *testing.T) {
 	for _, m := range []*driver.Message{
 		sampleMessage(),
@@ -127,12 +137,12 @@ func TestCorruptEntries(t *testing.T) {
 	}{
 		{map[string]any{"data": "x"}, "no ce-specversion field"},
 		{map[string]any{"ce-specversion": "0.3", "ce-id": "1", "ce-type": "t", "ce-source": "s"}, `ce-specversion "0.3" is not "1.0"`},
-		{map[string]any{"ce-specversion": "1.0", "ce-id": "1", "ce-type": "other", "ce-source": "s"}, `ce-type "other" in the stream of "t"`},
+		{map[string]any{"ce-specversion": "1.0", "ce-id": "1", "ce-type": "other", "ce-source": "s"}, `ce-type "other" is not "t"`},
 		{map[string]any{"ce-specversion": "1.0", "ce-id": "1", "ce-type": "t", "ce-source": "s", "ce-time": "yesterday"}, "not RFC 3339"},
 	} {
 		m, err := decodeEntry("t", tc.entry)
 		require.Error(t, err)
-		assert.ErrorIs(t, err, errCorrupt)
+		assert.ErrorIs(t, err, driver.ErrUnreadable)
 		assert.Contains(t, err.Error(), tc.want)
 		assert.Equal(t, "t", m.Type, "the type is the stream's")
 	}
