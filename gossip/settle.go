@@ -82,10 +82,17 @@ func (st *settler) nack(d driver.Delivery, delay time.Duration) {
 	st.call("nack", ds, func(ctx context.Context) error { return st.s.nacker.Nack(ctx, ds, delay) })
 }
 
-// abandon stops every later call; abandoned reports it.
-func (st *settler) abandon()        { st.gaveUp.Store(true) }
+// abandon stops every later call (and ends those under way); abandoned
+// reports it. close does the same once the subscription is closed, after
+// waiting for the calls under way.
+func (st *settler) abandon()        { st.gaveUp.Store(true); st.endCalls() }
 func (st *settler) abandoned() bool { return st.gaveUp.Load() }
-func (st *settler) close()          { st.gate.Lock(); st.closed = true; st.gate.Unlock() }
+func (st *settler) close() {
+	st.gate.Lock()
+	st.closed = true
+	st.gate.Unlock()
+	st.endCalls()
+}
 
 // hold registers d for keep-alive until unhold; nil when the transport
 // needs none.
