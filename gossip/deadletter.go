@@ -95,7 +95,7 @@ const deadLetterTries = 3
 
 // deadLetter publishes the delivery under DeadLetterType(group, type) with
 // the reason and attempt count, then acks it. What would make the dead
-// letter unpublishable is repaired on it (see repairDeadLetter). While the
+// letter unpublishable is repaired on it (see deadLetterEvent). While the
 // transport fails the publish is retried with backoff; then a durable
 // delivery is left unacknowledged (the transport redelivers it after its
 // ack wait, and it is dead-lettered then) and an in-process one is dropped
