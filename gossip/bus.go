@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,7 +271,7 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 		o(&sc)
 	}
 	if sc.group != "" {
-		if err := driver.ValidateType(sc.group); err != nil || driver.IsPattern(sc.group) || containsDot(sc.group) {
+		if err := driver.ValidateType(sc.group); err != nil || driver.IsPattern(sc.group) || strings.Contains(sc.group, ".") {
 			return nil, fmt.Errorf("%w: group name %q must be one token of letters, digits, '_' and '-'", ErrInvalidEventType, sc.group)
 		}
 	}
@@ -317,15 +318,6 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	b.mu.Unlock()
 	s.start()
 	return s, nil
-}
-
-func containsDot(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *EventBus) forget(s *Subscription) {
