@@ -114,7 +114,4 @@ func (s *coreSub) Stop(ctx context.Context) error {
 }
 
 // Close stops the subscription if Stop did not.
-func (s *coreSub) Close(ctx context.Context) error {
-	s.c.forget(s)
-	return s.Stop(ctx)
-}
+func (s *coreSub) Close(ctx context.Context) error { return s.Stop(ctx) }

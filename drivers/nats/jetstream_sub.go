@@ -303,7 +303,6 @@ func (s *jsSub) Close(ctx context.Context) error {
 		defer context.AfterFunc(ctx, s.abort)()
 		<-s.pulled
 		s.abort()
-		s.c.forget(s)
 		if s.cfg.Durable != "" || s.c.nc.IsClosed() {
 			return
 		}
