@@ -127,8 +127,8 @@ type Conn struct {
 	cfg    config
 	ownsNC bool
 
-	streamMu    sync.Mutex
-	streamReady bool
+	streamMu    sync.Mutex  // one stream lookup at a time
+	streamReady atomic.Bool // the stream was found or made
 
 	closed atomic.Bool
 }
@@ -195,9 +195,7 @@ func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) error {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
 		// No stream answered: look it up (and create it) again next time.
-		c.streamMu.Lock()
-		c.streamReady = false
-		c.streamMu.Unlock()
+		c.streamReady.Store(false)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

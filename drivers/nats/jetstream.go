@@ -39,7 +39,7 @@ const (
 func (c *Conn) ensureStream(ctx context.Context) error {
 	c.streamMu.Lock()
 	defer c.streamMu.Unlock()
-	if c.streamReady {
+	if c.streamReady.Load() {
 		return nil
 	}
 	subject := c.cfg.prefix + ".>"
@@ -73,7 +73,7 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 	default:
 		return fmt.Errorf("nats: look up stream %s: %w", c.cfg.stream, err)
 	}
-	c.streamReady = true
+	c.streamReady.Store(true)
 	return nil
 }
 
@@ -322,9 +322,7 @@ func (s *jsSub) remakeIfGone() {
 		return // still there (or the server is away): keep pulling
 	}
 	s.c.cfg.logger.Warn("nats: consumer is gone; making it again", "stream", s.c.cfg.stream, "consumer", s.name)
-	s.c.streamMu.Lock()
-	s.c.streamReady = false
-	s.c.streamMu.Unlock()
+	s.c.streamReady.Store(false)
 	if err := s.c.ensureStream(ctx); err != nil {
 		s.c.cfg.logger.Warn("nats: cannot make the stream again", "stream", s.c.cfg.stream, "error", err)
 		return
