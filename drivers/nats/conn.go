@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -126,18 +127,14 @@ type Conn struct {
 	cfg    config
 	ownsNC bool
 
-	streamMu    sync.Mutex
-	streamReady bool
+	streamMu    sync.Mutex  // one stream lookup at a time
+	streamReady atomic.Bool // the stream was found or made
 
-	// mu guards subs and closed. It is never held while calling a
-	// subscription, whose Close takes it to forget itself.
-	mu     sync.Mutex
-	subs   map[driver.Subscription]struct{}
-	closed bool
+	closed atomic.Bool
 }
 
 func newConn(nc *natsgo.Conn, cfg config, owns bool) (*Conn, error) {
-	c := &Conn{nc: nc, cfg: cfg, ownsNC: owns, subs: map[driver.Subscription]struct{}{}}
+	c := &Conn{nc: nc, cfg: cfg, ownsNC: owns}
 	if cfg.mode == ModeJetStream {
 		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
 		if err != nil {
@@ -186,7 +183,7 @@ func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.isClosed() {
+	if c.closed.Load() {
 		return driver.ErrSubscriptionClosed
 	}
 	if c.cfg.mode == ModeCore {
@@ -198,9 +195,7 @@ func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) error {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
 		// No stream answered: look it up (and create it) again next time.
-		c.streamMu.Lock()
-		c.streamReady = false
-		c.streamMu.Unlock()
+		c.streamReady.Store(false)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -209,69 +204,31 @@ func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) e
 }
 
 // Subscribe starts a subscription; it is live on the server when Subscribe
-// returns. Racing Close, it returns driver.ErrSubscriptionClosed, or a
-// subscription that Close ends.
+// returns. After Close it returns driver.ErrSubscriptionClosed. A
+// subscription it returns, even while racing Close, is the caller's to Stop
+// and Close, as gossip does before it closes the connection.
 func (c *Conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
 	spec.BufferSize = max(spec.BufferSize, 1)
-	if c.isClosed() {
+	if c.closed.Load() {
 		return nil, driver.ErrSubscriptionClosed
 	}
-	var (
-		s   driver.Subscription
-		err error
-	)
+	subscribe := c.subscribeJS
 	if c.cfg.mode == ModeCore {
-		s, err = c.subscribeCore(ctx, spec)
-	} else {
-		s, err = c.subscribeJS(ctx, spec)
+		subscribe = c.subscribeCore
 	}
-	if err != nil && c.isClosed() {
+	s, err := subscribe(ctx, spec)
+	if err != nil && c.closed.Load() {
 		return nil, driver.ErrSubscriptionClosed // the connection closed under it
 	}
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		c.subs[s] = struct{}{}
-	}
-	c.mu.Unlock()
-	if closed {
-		stopAndClose(ctx, s)
-		return nil, driver.ErrSubscriptionClosed
-	}
-	return s, nil
+	return s, err
 }
 
-// forget drops s from the subscriptions Close ends.
-func (c *Conn) forget(s driver.Subscription) {
-	c.mu.Lock()
-	delete(c.subs, s)
-	c.mu.Unlock()
-}
-
-func (c *Conn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-// Close ends the subscriptions still open (gossip has closed its own
-// before), flushes what is pending (acks, core publishes) and closes the
-// NATS connection if the driver opened it.
+// Close flushes what is pending (acks, core publishes) and closes the NATS
+// connection if the driver opened it. gossip has stopped and closed every
+// subscription before.
 func (c *Conn) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if c.closed.Swap(true) {
 		return nil
-	}
-	c.closed = true
-	subs := c.subs
-	c.subs = nil
-	c.mu.Unlock()
-	for s := range subs {
-		stopAndClose(ctx, s)
 	}
 	var err error
 	if !c.nc.IsClosed() {
@@ -294,11 +251,6 @@ func withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, ackTimeout)
-}
-
-func stopAndClose(ctx context.Context, s driver.Subscription) {
-	_ = s.Stop(ctx)
-	_ = s.Close(ctx)
 }
 
 // consumerName names the consumer (or queue group) of group for pattern:

@@ -77,7 +77,7 @@ func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (dr
 // waits for room in the Deliveries channel, so a slow handler holds the
 // rest in the client's pending queue.
 func (s *coreSub) handOver(msg *natsgo.Msg) {
-	m, err := decodeMessage(s.c.eventType(msg.Subject), msg)
+	m, err := decodeMessage(s.c.eventType(msg.Subject), msg.Header, msg.Data)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.stopped {
@@ -114,7 +114,4 @@ func (s *coreSub) Stop(ctx context.Context) error {
 }
 
 // Close stops the subscription if Stop did not.
-func (s *coreSub) Close(ctx context.Context) error {
-	s.c.forget(s)
-	return s.Stop(ctx)
-}
+func (s *coreSub) Close(ctx context.Context) error { return s.Stop(ctx) }

@@ -2,9 +2,13 @@ package nats
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -19,6 +23,14 @@ const (
 	ackTimeout = 5 * time.Second
 	// publishTimeout bounds the wait for a PubAck of a batch.
 	publishTimeout = 10 * time.Second
+	// fetchExpiry bounds one pull request; fetchHeartbeat is how often the
+	// server says it is still there during one, so a lost server is noticed
+	// within two heartbeats.
+	fetchExpiry    = 20 * time.Second
+	fetchHeartbeat = time.Second
+	// drainTimeout bounds the wait for the server to confirm the end of a
+	// stopped subscription's pull.
+	drainTimeout = 2 * time.Second
 )
 
 // ensureStream makes sure the connection's stream exists and captures
@@ -27,58 +39,46 @@ const (
 func (c *Conn) ensureStream(ctx context.Context) error {
 	c.streamMu.Lock()
 	defer c.streamMu.Unlock()
-	if c.streamReady {
+	if c.streamReady.Load() {
 		return nil
 	}
 	subject := c.cfg.prefix + ".>"
 	s, err := c.js.Stream(ctx, c.cfg.stream)
 	switch {
 	case err == nil:
-		if !coversAny(s.CachedInfo().Config.Subjects, subject) {
-			return fmt.Errorf("nats: stream %s exists but does not capture %q (its subjects: %v)", c.cfg.stream, subject, s.CachedInfo().Config.Subjects)
+		subjects := s.CachedInfo().Config.Subjects
+		if !slices.ContainsFunc(subjects, func(s string) bool { return covers(s, subject) }) {
+			return fmt.Errorf("nats: stream %s exists but does not capture %q (its subjects: %v)", c.cfg.stream, subject, subjects)
 		}
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if !c.cfg.createStreams {
 			return fmt.Errorf("nats: stream %s not found and CreateStreams is off: create it with subjects %q", c.cfg.stream, subject)
 		}
-		_, err = c.js.CreateStream(ctx, c.streamConfig())
+		_, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        c.cfg.stream,
+			Description: "gossip events under " + subject,
+			Subjects:    []string{subject},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      c.cfg.maxAge,
+			MaxBytes:    c.cfg.maxBytes,
+			MaxMsgs:     c.cfg.maxMsgs,
+			Storage:     c.cfg.storage,
+			Replicas:    c.cfg.replicas,
+			Duplicates:  c.cfg.duplicates,
+		})
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("nats: create stream %s: %w", c.cfg.stream, err)
 		}
 	default:
 		return fmt.Errorf("nats: look up stream %s: %w", c.cfg.stream, err)
 	}
-	c.streamReady = true
+	c.streamReady.Store(true)
 	return nil
 }
 
-func (c *Conn) streamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        c.cfg.stream,
-		Description: "gossip events under " + c.cfg.prefix + ".>",
-		Subjects:    []string{c.cfg.prefix + ".>"},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      c.cfg.maxAge,
-		MaxBytes:    c.cfg.maxBytes,
-		MaxMsgs:     c.cfg.maxMsgs,
-		Storage:     c.cfg.storage,
-		Replicas:    c.cfg.replicas,
-		Duplicates:  c.cfg.duplicates,
-	}
-}
-
-// coversAny reports whether one of the stream subjects captures every
-// subject that subject (a pattern ending in ">") matches.
-func coversAny(streamSubjects []string, subject string) bool {
-	for _, s := range streamSubjects {
-		if covers(s, subject) {
-			return true
-		}
-	}
-	return false
-}
-
+// covers reports whether the stream subject wide captures every subject
+// that narrow (a pattern ending in ">") matches.
 func covers(wide, narrow string) bool {
 	w, n := strings.Split(wide, "."), strings.Split(narrow, ".")
 	for i, tok := range w {
@@ -135,23 +135,303 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 		}
 		futures = append(futures, f)
 	}
+	// jetstream's publish timeout bounds the wait when ctx has no deadline.
 	for i, f := range futures {
-		if err := c.pubAck(ctx, f, msgs[i]); err != nil {
-			return err
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return c.publishError(ctx, msgs[i], err)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-// pubAck waits for the PubAck of m (jetstream's publish timeout bounds the
-// wait when ctx has no deadline).
-func (c *Conn) pubAck(ctx context.Context, f jetstream.PubAckFuture, m *driver.Message) error {
+// pullBackoff spaces the pull requests after one failed.
+var pullBackoff = driver.Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second}
+
+// jsSub is a subscription on a JetStream pull consumer: durable for a
+// group, ephemeral for a broadcast listener. It implements driver.Acker,
+// Nacker, KeepAliver and Releaser.
+type jsSub struct {
+	c    *Conn
+	cfg  jetstream.ConsumerConfig // to make the consumer again if it vanishes
+	cons jetstream.Consumer       // replaced only by the pull goroutine
+	name string
+	pull int // messages the client pulls ahead (nats.go's buffer)
+	ch   chan driver.Delivery
+
+	stopping  context.Context // cancelled by Stop: drain the pull, then end
+	stop      context.CancelFunc
+	aborting  context.Context // cancelled by Close: end the pull at once
+	abort     context.CancelFunc
+	pulled    chan struct{} // closed when the pull goroutine has ended (and ch with it)
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func (c *Conn) subscribeJS(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
+	if err := c.ensureStream(ctx); err != nil {
+		return nil, err
+	}
+	filter := c.Subject(spec.Pattern)
+	cfg := jetstream.ConsumerConfig{
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       spec.AckWait,
+		MaxDeliver:    -1, // gossip counts deliveries and dead-letters itself
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		MaxAckPending: c.cfg.maxAckPending,
+	}
+	if spec.Group == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.Name = "gossip_bcast_" + hex.EncodeToString(b[:])
+		cfg.Description = "gossip broadcast listener on " + filter
+		cfg.InactiveThreshold = c.cfg.inactiveThreshold
+	} else {
+		cfg.Durable = consumerName(spec.Group, spec.Pattern)
+		cfg.Description = "gossip group " + spec.Group + " on " + filter
+		if spec.Start == driver.StartOldest {
+			cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		}
+	}
+	cons, err := c.makeConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("nats: consumer on %s: %w", filter, err)
+	}
+	// BufferSize is shared between nats.go's pull buffer and the Deliveries
+	// channel, so that at most BufferSize + Workers are unsettled.
+	pull := max(1, spec.BufferSize/2)
+	s := &jsSub{c: c, cfg: cfg, cons: cons, name: cons.CachedInfo().Name, pull: pull,
+		ch: make(chan driver.Delivery, max(1, spec.BufferSize-pull)), pulled: make(chan struct{})}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.aborting, s.abort = context.WithCancel(context.Background())
+	go s.pullLoop()
+	return s, nil
+}
+
+// makeConsumer creates a broadcast listener's consumer, or returns a
+// group's durable one, creating it on first use. A later member joins it as
+// it is (its start position was fixed when it was created); only AckWait
+// follows the newest member.
+func (c *Conn) makeConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if cfg.Durable == "" {
+		return c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
+	}
+	cons, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = c.js.CreateConsumer(ctx, c.cfg.stream, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if have := cons.CachedInfo().Config; have.AckWait != cfg.AckWait {
+		have.AckWait = cfg.AckWait
+		if updated, err := c.js.UpdateConsumer(ctx, c.cfg.stream, have); err == nil {
+			cons = updated
+		} else {
+			c.cfg.logger.Warn("nats: cannot update the group's AckWait", "consumer", cfg.Durable, "error", err)
+		}
+	}
+	return cons, nil
+}
+
+func (s *jsSub) Deliveries() <-chan driver.Delivery { return s.ch }
+
+// pullLoop pulls messages continuously (a new pull request whenever half of
+// the pull buffer is used, so the pipe never runs dry) and hands them to
+// gossip until Stop; then it closes the Deliveries channel.
+func (s *jsSub) pullLoop() {
+	defer close(s.pulled)
+	defer close(s.ch)
+	for failures := 1; ; failures++ {
+		got, err := s.pullUntilError()
+		if s.stopping.Err() != nil {
+			return
+		}
+		if got {
+			failures = 1
+		}
+		s.c.cfg.logger.Debug("nats: pulling failed; retrying", "consumer", s.name, "error", err)
+		// Whatever ended the pull (a 409 Consumer Deleted, missed
+		// heartbeats, no responders), check whether the consumer is still
+		// there; remakeIfGone asks the server before it makes anything.
+		s.remakeIfGone()
+		if !pullBackoff.Wait(s.stopping, failures) {
+			return
+		}
+	}
+}
+
+// pullUntilError hands messages over until the pull fails or Stop drains
+// it. Draining unsubscribes and waits for the server to confirm, giving
+// back what arrives meanwhile: once it ends, the server sends this
+// subscription nothing more. Without a server to confirm (the connection is
+// down) the drain is cut short after drainTimeout, or at once; Close cuts
+// it at once.
+func (s *jsSub) pullUntilError() (got bool, err error) {
+	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.pull),
+		jetstream.PullExpiry(fetchExpiry), jetstream.PullHeartbeat(fetchHeartbeat))
+	if err != nil {
+		return false, err
+	}
+	defer it.Stop()
+	pulling, cut := context.WithCancel(s.aborting)
+	drained := make(chan struct{})
+	defer func() { cut(); <-drained }()
+	go func() {
+		defer close(drained)
+		select {
+		case <-pulling.Done():
+			return
+		case <-s.stopping.Done():
+		}
+		if s.c.nc.IsConnected() {
+			it.Drain()
+			select {
+			case <-time.After(drainTimeout):
+			case <-pulling.Done(): // drained, or Close
+			}
+		}
+		cut()
+	}()
+	next := jetstream.NextContext(pulling)
+	for {
+		msg, err := it.Next(next)
+		if err != nil {
+			return got, err
+		}
+		got = true
+		s.handOver(msg)
+	}
+}
+
+// remakeIfGone makes the consumer again when the server no longer has it
+// (an operator deleted it, a broadcast consumer outlived its inactive
+// threshold, a server lost its memory store). It starts afresh: a durable
+// one from the events published from now on, or as its group's Start says.
+func (s *jsSub) remakeIfGone() {
+	ctx, cancel := context.WithTimeout(s.stopping, ackTimeout)
+	defer cancel()
+	if _, err := s.cons.Info(ctx); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return // still there (or the server is away): keep pulling
+	}
+	s.c.cfg.logger.Warn("nats: consumer is gone; making it again", "stream", s.c.cfg.stream, "consumer", s.name)
+	s.c.streamReady.Store(false)
+	if err := s.c.ensureStream(ctx); err != nil {
+		s.c.cfg.logger.Warn("nats: cannot make the stream again", "stream", s.c.cfg.stream, "error", err)
+		return
+	}
+	cons, err := s.c.makeConsumer(ctx, s.cfg)
+	if err != nil {
+		s.c.cfg.logger.Warn("nats: cannot make the consumer again", "consumer", s.name, "error", err)
+		return
+	}
+	s.cons = cons
+}
+
+// handOver gives one pulled message to gossip or, once Stop came, gives it
+// back to the server at once for another member.
+func (s *jsSub) handOver(msg jetstream.Msg) {
+	if s.stopping.Err() == nil {
+		m, err := decodeMessage(s.c.eventType(msg.Subject()), msg.Headers(), msg.Data())
+		d := driver.Delivery{Message: m, Err: err, Attempt: 1, Token: msg}
+		if md, err := msg.Metadata(); err == nil {
+			d.Attempt = int(md.NumDelivered)
+		}
+		select {
+		case s.ch <- d:
+			return
+		case <-s.stopping.Done():
+		}
+	}
+	_ = msg.Nak()
+}
+
+// settleEach calls settle with the JetStream message of every delivery and
+// returns what failed; it goes on after a failure.
+func settleEach(ds []driver.Delivery, settle func(jetstream.Msg) error) error {
+	var errs []error
+	for _, d := range ds {
+		msg, ok := d.Token.(jetstream.Msg)
+		if !ok {
+			errs = append(errs, errors.New("nats: a delivery this subscription did not make"))
+			continue
+		}
+		if err := settle(msg); err != nil {
+			errs = append(errs, fmt.Errorf("nats: settle %s: %w", d.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ack acknowledges the deliveries. By default it sends the acks without
+// waiting for a reply (Conn.Close flushes acks still buffered); with SyncAck
+// it waits for the server to confirm each.
+func (s *jsSub) Ack(ctx context.Context, ds []driver.Delivery) error {
+	if !s.c.cfg.syncAck {
+		return settleEach(ds, jetstream.Msg.Ack)
+	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	return settleEach(ds, func(msg jetstream.Msg) error { return msg.DoubleAck(ctx) })
+}
+
+// Nack asks the server to redeliver the deliveries after delay (at once
+// when it is not positive).
+func (s *jsSub) Nack(_ context.Context, ds []driver.Delivery, delay time.Duration) error {
+	return settleEach(ds, func(msg jetstream.Msg) error { return msg.NakWithDelay(delay) })
+}
+
+// KeepAlive tells the server the deliveries are still being worked on, so
+// it does not hand them to another member when the ack wait is over.
+func (s *jsSub) KeepAlive(_ context.Context, ds []driver.Delivery) error {
+	return settleEach(ds, jetstream.Msg.InProgress)
+}
+
+// Release gives deliveries that were never started back to the server at
+// once, for another member.
+func (s *jsSub) Release(_ context.Context, ds []driver.Delivery) error {
+	return settleEach(ds, jetstream.Msg.Nak)
+}
+
+// Stop ends the pull: the server is told to send nothing more, and what
+// arrives meanwhile goes back to it at once. It returns once the
+// Deliveries channel is closed.
+func (s *jsSub) Stop(ctx context.Context) error {
+	s.stop()
 	select {
-	case <-f.Ok():
+	case <-s.pulled:
 		return nil
-	case err := <-f.Err():
-		return c.publishError(ctx, m, err)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Close stops the subscription if Stop did not (cutting a drain short when
+// ctx ends) and deletes a broadcast listener's consumer. It returns once
+// the pull goroutine has ended.
+func (s *jsSub) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		defer context.AfterFunc(ctx, s.abort)()
+		<-s.pulled
+		s.abort()
+		if s.cfg.Durable != "" || s.c.nc.IsClosed() {
+			return
+		}
+		dctx, cancel := context.WithTimeout(ctx, ackTimeout)
+		defer cancel()
+		err := s.c.js.DeleteConsumer(dctx, s.c.cfg.stream, s.name)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			// The server drops it after InactiveThreshold anyway.
+			s.closeErr = fmt.Errorf("nats: delete consumer %s: %w", s.name, err)
+		}
+	})
+	return s.closeErr
 }

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,8 +53,7 @@ type config struct {
 	syncAck           bool   // DoubleAck each delivery (ack=sync)
 	asyncFlush        bool   // core mode: no flush per Publish (flush=async)
 	name              string // the client name; Options.Source when empty
-	tlsCA             string // PEM files of the URL's tls_ parameters
-	tlsCert           string
+	tlsCert           string // PEM files of the URL's tls_cert and tls_key
 	tlsKey            string
 	natsOptions       []natsgo.Option
 	logger            *slog.Logger
@@ -181,4 +184,105 @@ func (c *config) validate() error {
 		c.logger = slog.Default()
 	}
 	return nil
+}
+
+// ErrBadURL is wrapped by Open's errors about the URL's form or parameters.
+var ErrBadURL = errors.New("nats: bad URL")
+
+// setter applies the value of one URL parameter to a config.
+type setter func(c *config, v string) error
+
+// params are the URL's query parameters, each setting what the Option of the
+// same meaning sets (see Driver.Open).
+var params = map[string]setter{
+	"mode": oneOf(map[string]Option{"jetstream": WithMode(ModeJetStream), "js": WithMode(ModeJetStream),
+		"": WithMode(ModeJetStream), "core": WithMode(ModeCore)}),
+	"prefix":             parsed(asIs, StreamPrefix),
+	"stream_prefix":      parsed(asIs, StreamPrefix),
+	"stream":             parsed(asIs, StreamName),
+	"create_stream":      parsed(strconv.ParseBool, CreateStreams),
+	"replicas":           parsed(strconv.Atoi, Replicas),
+	"max_ack_pending":    parsed(strconv.Atoi, MaxAckPending),
+	"storage":            oneOf(map[string]Option{"file": func(c *config) { c.storage = jetstream.FileStorage }, "memory": MemoryStorage()}),
+	"max_age":            parsed(time.ParseDuration, MaxAge),
+	"duplicates":         parsed(time.ParseDuration, DuplicateWindow),
+	"inactive_threshold": parsed(time.ParseDuration, InactiveThreshold),
+	"max_bytes":          parsed(parseInt64, MaxBytes),
+	"max_msgs":           parsed(parseInt64, MaxMsgs),
+	"ack":                oneOf(map[string]Option{"sync": SyncAck(), "async": AsyncAck()}),
+	"flush":              oneOf(map[string]Option{"sync": func(c *config) { c.asyncFlush = false }, "async": AsyncFlush()}),
+	"name":               parsed(asIs, func(v string) Option { return func(c *config) { c.name = v } }),
+	"tls_cert":           parsed(asIs, func(v string) Option { return func(c *config) { c.tlsCert = v } }),
+	"tls_key":            parsed(asIs, func(v string) Option { return func(c *config) { c.tlsKey = v } }),
+	"tls_ca":             parsed(asIs, func(v string) Option { return NATSOptions(natsgo.RootCAs(v)) }),
+	"creds":              parsed(asIs, func(v string) Option { return NATSOptions(natsgo.UserCredentials(v)) }),
+	"nkey":               parsed(natsgo.NkeyOptionFromSeed, func(o natsgo.Option) Option { return NATSOptions(o) }),
+}
+
+// parsed applies the Option made of what parse makes of the value.
+func parsed[T any](parse func(string) (T, error), option func(T) Option) setter {
+	return func(c *config, v string) error {
+		x, err := parse(v)
+		if err == nil {
+			option(x)(c)
+		}
+		return err
+	}
+}
+
+// oneOf applies one of choices, by its name in any case.
+func oneOf(choices map[string]Option) setter {
+	want := strings.Join(slices.DeleteFunc(slices.Sorted(maps.Keys(choices)), func(k string) bool { return k == "" }), ", ")
+	return func(c *config, v string) error {
+		option, ok := choices[strings.ToLower(v)]
+		if !ok {
+			return fmt.Errorf("want one of %s", want)
+		}
+		option(c)
+		return nil
+	}
+}
+
+func asIs(s string) (string, error) { return s, nil }
+
+func parseInt64(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+
+// parseURL applies the settings of dsn's query to cfg and returns the server
+// list nats.Connect takes.
+func parseURL(dsn string, cfg *config) (servers string, err error) {
+	if dsn == "nats" || dsn == "" {
+		return DefaultURL, nil
+	}
+	servers, query, _ := strings.Cut(dsn, "?")
+	servers = strings.TrimSuffix(servers, "/")
+	if servers == "" || strings.HasSuffix(servers, "://") {
+		servers = DefaultURL
+	}
+	for s := range strings.SplitSeq(servers, ",") {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		if _, err := url.Parse(s); err != nil {
+			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(s), driver.RedactError(s, errors.Unwrap(err)))
+		}
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: query: %v", ErrBadURL, driver.Redact(servers), err)
+	}
+	for k, vs := range q {
+		set, ok := params[k]
+		if !ok {
+			return "", fmt.Errorf("%w %q: unknown parameter %q (known: %s)",
+				ErrBadURL, driver.Redact(servers), k, strings.Join(slices.Sorted(maps.Keys(params)), ", "))
+		}
+		if err := set(cfg, vs[len(vs)-1]); err != nil {
+			return "", fmt.Errorf("%w %q: parameter %s=%q: %v", ErrBadURL, driver.Redact(servers), k, vs[len(vs)-1], err)
+		}
+	}
+	if cfg.tlsCert != "" || cfg.tlsKey != "" {
+		cfg.natsOptions = append(cfg.natsOptions, natsgo.ClientCert(cfg.tlsCert, cfg.tlsKey))
+	}
+	return servers, nil
 }

@@ -51,16 +51,11 @@ func encodeMessage(subject string, m *driver.Message, msgID string) *natsgo.Msg 
 	return &natsgo.Msg{Subject: subject, Header: h, Data: m.Data}
 }
 
-// decodeMessage reads msg as a CloudEvent, binary or structured mode, of
-// type typ, the type its subject names. An error wraps
-// driver.ErrUnreadable and says why; the Message then holds what could be
-// read and the body as it is.
-func decodeMessage(typ string, msg *natsgo.Msg) (*driver.Message, error) {
-	return decode(typ, msg.Header, msg.Data)
-}
-
-// decode is decodeMessage of a message's headers and body.
-func decode(typ string, h natsgo.Header, data []byte) (*driver.Message, error) {
+// decodeMessage reads a message's headers and body as a CloudEvent, binary
+// or structured mode, of type typ, the type its subject names. An error
+// wraps driver.ErrUnreadable and says why; the Message then holds what could
+// be read and the body as it is.
+func decodeMessage(typ string, h natsgo.Header, data []byte) (*driver.Message, error) {
 	d := binding.NewDecoder(typ, data)
 	for name, vs := range h {
 		// JetStream's own headers (Nats-Msg-Id, ...) are not metadata.

@@ -37,7 +37,7 @@ func BenchmarkWire(b *testing.B) {
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := decodeMessage(m.Type, msg); err != nil {
+			if _, err := decodeMessage(m.Type, msg.Header, msg.Data); err != nil {
 				b.Fatal(err)
 			}
 		}

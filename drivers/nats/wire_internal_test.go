@@ -26,7 +26,7 @@ func roundTrip(t *testing.T, m *driver.Message) *driver.Message {
 			require.NotContains(t, name, " ", "header name %q", name)
 		}
 	}
-	got, err := decodeMessage(m.Type, msg)
+	got, err := decodeMessage(m.Type, msg.Header, msg.Data)
 	require.NoError(t, err)
 	return got
 }
@@ -83,7 +83,7 @@ func TestWireRoundTripsAnyIDAndSkipsNatsHeaders(t *testing.T) {
 	msg := encodeMessage("p.a.b", m, m.Type+":"+m.ID)
 	assert.Equal(t, "a.b:%20id%0D%0A50%25%20%E2%9C%93%20", msg.Header.Get(HeaderMsgID))
 	msg.Header.Set("Nats-Sequence", "7")
-	got, err := decodeMessage(m.Type, msg)
+	got, err := decodeMessage(m.Type, msg.Header, msg.Data)
 	require.NoError(t, err)
 	assert.Equal(t, m.ID, got.ID)
 	assert.Equal(t, map[string]string{"k": "v"}, got.Metadata)
@@ -100,7 +100,7 @@ func TestWireNotACloudEventIsAnError(t *testing.T) {
 		"specversion 0.3": {Subject: "p.a", Header: natsgo.Header{"ce-specversion": {"0.3"}, "ce-id": {"1"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			m, err := decodeMessage("a", msg)
+			m, err := decodeMessage("a", msg.Header, msg.Data)
 			require.Error(t, err)
 			require.NotNil(t, m)
 			assert.Equal(t, "a", m.Type, "the type comes from the subject")
@@ -113,7 +113,7 @@ func TestWireReadsStructuredMode(t *testing.T) {
 	msg := &natsgo.Msg{Subject: "p.a.b", Header: natsgo.Header{"content-type": {"application/cloudevents+json; charset=utf-8"}},
 		Data: []byte(`{"specversion":"1.0","id":"42","type":"a.b","source":"other","time":"2026-01-02T03:04:05Z",` +
 			`"datacontenttype":"application/json","data":{"n":1},"tenant":"acme"}`)}
-	m, err := decodeMessage("a.b", msg)
+	m, err := decodeMessage("a.b", msg.Header, msg.Data)
 	require.NoError(t, err)
 	assert.Equal(t, "42", m.ID)
 	assert.Equal(t, "other", m.Source)

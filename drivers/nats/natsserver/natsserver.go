@@ -11,6 +11,7 @@
 package natsserver
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -63,20 +64,14 @@ func Start(o Options) (*Server, error) {
 	opts := &server.Options{
 		ServerName: o.Name,
 		Host:       "127.0.0.1",
-		Port:       o.Port,
+		Port:       cmp.Or(o.Port, server.RANDOM_PORT),
 		JetStream:  true,
 		StoreDir:   o.Dir,
 		NoLog:      true,
 		NoSigs:     true,
 	}
-	if opts.Port == 0 {
-		opts.Port = server.RANDOM_PORT
-	}
 	if o.Cluster != "" {
-		opts.Cluster = server.ClusterOpts{Name: o.Cluster, Host: "127.0.0.1", Port: o.ClusterPort}
-		if opts.Cluster.Port == 0 {
-			opts.Cluster.Port = server.RANDOM_PORT
-		}
+		opts.Cluster = server.ClusterOpts{Name: o.Cluster, Host: "127.0.0.1", Port: cmp.Or(o.ClusterPort, server.RANDOM_PORT)}
 		for _, r := range o.Routes {
 			u, err := url.Parse(r)
 			if err != nil {
@@ -98,9 +93,7 @@ func Start(o Options) (*Server, error) {
 		timeout = 10 * time.Second
 	}
 	if !srv.ReadyForConnections(timeout) {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		s.cleanup()
+		s.Shutdown()
 		return nil, errors.New("natsserver: server not ready for connections within " + timeout.String())
 	}
 	return s, nil
