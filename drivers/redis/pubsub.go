@@ -132,8 +132,4 @@ func (s *pubsubSub) Stop(ctx context.Context) error {
 }
 
 // Close waits for the receiving goroutine to end.
-func (s *pubsubSub) Close(ctx context.Context) error {
-	err := s.Stop(ctx)
-	s.c.forget(s)
-	return err
-}
+func (s *pubsubSub) Close(ctx context.Context) error { return s.Stop(ctx) }

@@ -50,7 +50,6 @@ type streamSub struct {
 	ps       *goredis.PubSub
 	addMu    sync.Mutex // one addTypes at a time
 	stopOnce sync.Once
-	closed   sync.Once
 
 	mu       sync.Mutex
 	stopped  bool
@@ -59,11 +58,10 @@ type streamSub struct {
 	lastWarn time.Time
 }
 
-// groupSub is a group member: it settles what gossip tells it.
+// groupSub is a group member: unlike a broadcast listener (a bare
+// *streamSub, which gossip redelivers to in process) it settles what gossip
+// tells it (Acker, KeepAliver, Releaser).
 type groupSub struct{ *streamSub }
-
-// listenerSub is a broadcast listener: gossip redelivers in process.
-type listenerSub struct{ *streamSub }
 
 func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, consumer string) (driver.Subscription, error) {
 	s := &streamSub{
@@ -104,14 +102,10 @@ func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, 
 		s.bg.Add(1)
 		go s.discover()
 	}
-	return s.self(), nil
-}
-
-func (s *streamSub) self() driver.Subscription {
 	if s.group != "" {
-		return groupSub{s}
+		return groupSub{s}, nil
 	}
-	return listenerSub{s}
+	return s, nil
 }
 
 // prepare does everything Subscribe must finish before it returns: the
@@ -160,9 +154,6 @@ func (s *streamSub) prepare(ctx context.Context) ([]*stream, error) {
 	streams := make([]*stream, len(types))
 	for i, t := range types {
 		streams[i] = &stream{typ: t, key: c.streamKey(t)}
-	}
-	if len(streams) == 0 {
-		return nil, nil
 	}
 	start := s.startID
 	if !s.wildcard && s.spec.Start == driver.StartNew {
@@ -370,12 +361,9 @@ func (s *streamSub) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s.closed.Do(func() {
-		if s.group != "" {
-			s.deleteConsumer(ctx)
-		}
-		s.c.forget(s.self())
-	})
+	if s.group != "" {
+		s.deleteConsumer(ctx)
+	}
 	return nil
 }
 
