@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,37 +47,27 @@ type pubCall struct {
 // holds its result) or ctx ended (ctx.Err(): the commands may still be
 // sent, unless they were still queued).
 func (p *pipeliner) do(ctx context.Context, cmds []goredis.Cmder) error {
-	call := &pubCall{ctx: ctx, cmds: cmds}
+	call := &pubCall{ctx: ctx, cmds: cmds, done: make(chan struct{})}
 	p.mu.Lock()
+	p.queue = append(p.queue, call)
 	if !p.busy {
 		p.busy = true
-		call.taken = true
-		p.mu.Unlock()
-		p.lead([]*pubCall{call})
-		return ctx.Err()
+		p.promote(call)
 	}
-	call.done = make(chan struct{})
-	p.queue = append(p.queue, call)
 	p.mu.Unlock()
 	select {
 	case <-call.done:
 	case <-ctx.Done():
 		p.mu.Lock()
-		if !call.taken {
+		taken, lead := call.taken, call.lead
+		if !taken {
 			// Still queued: withdraw it, nothing was sent.
-			for i, c := range p.queue {
-				if c == call {
-					p.queue = append(p.queue[:i], p.queue[i+1:]...)
-					break
-				}
-			}
-			p.mu.Unlock()
-			return ctx.Err()
+			p.queue = slices.DeleteFunc(p.queue, func(c *pubCall) bool { return c == call })
 		}
-		lead := call.lead
 		p.mu.Unlock()
 		if !lead {
-			// In a pipeline under way: its commands may still be stored.
+			// Withdrawn, or in a pipeline under way (its commands may
+			// still be stored).
 			return ctx.Err()
 		}
 		// Made the leader: it must lead, or the queue would stall.
@@ -99,6 +90,12 @@ func (p *pipeliner) do(ctx context.Context, cmds []goredis.Cmder) error {
 	return ctx.Err()
 }
 
+// promote makes c, the first call queued, the leader. p.mu is held.
+func (p *pipeliner) promote(c *pubCall) {
+	c.lead, c.taken = true, true
+	close(c.done)
+}
+
 // lead sends batch in one round trip, wakes its followers, and makes the
 // first caller queued meanwhile the next leader (or marks the pipeliner
 // idle).
@@ -116,9 +113,7 @@ func (p *pipeliner) lead(batch []*pubCall) {
 	cancel()
 	p.mu.Lock()
 	if len(p.queue) > 0 {
-		next := p.queue[0]
-		next.lead, next.taken = true, true
-		close(next.done)
+		p.promote(p.queue[0])
 	} else {
 		p.busy = false
 	}
