@@ -30,16 +30,7 @@ func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 	switch c := s.c.client.(type) {
 	case *goredis.Client:
 		return c
-	case *goredis.ClusterClient:
-		s.mu.Lock()
-		key := ""
-		if len(r.streams) == 1 {
-			key = r.streams[0].key
-		}
-		s.mu.Unlock()
-		if key == "" {
-			return nil
-		}
+	case *goredis.ClusterClient: // perStream: r reads one stream, for good
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if reload {
@@ -47,10 +38,7 @@ func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 			// connection do not update the cluster client's slot map).
 			c.ReloadState(ctx)
 		}
-		node, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			return nil
-		}
+		node, _ := c.MasterForKey(ctx, r.streams[0].key)
 		return node
 	}
 	return nil
