@@ -57,36 +57,28 @@ func (p *pipeliner) do(ctx context.Context, cmds []goredis.Cmder) error {
 	p.mu.Unlock()
 	select {
 	case <-call.done:
+		p.mu.Lock()
 	case <-ctx.Done():
 		p.mu.Lock()
-		taken, lead := call.taken, call.lead
-		if !taken {
-			// Still queued: withdraw it, nothing was sent.
+		if !call.taken { // still queued: withdraw it, nothing was sent
 			p.queue = slices.DeleteFunc(p.queue, func(c *pubCall) bool { return c == call })
 		}
-		p.mu.Unlock()
-		if !lead {
-			// Withdrawn, or in a pipeline under way (its commands may
-			// still be stored).
-			return ctx.Err()
-		}
-		// Made the leader: it must lead, or the queue would stall.
 	}
-	p.mu.Lock()
-	lead := call.lead
-	var batch []*pubCall
-	if lead {
-		// The queue, this call first.
-		batch = p.queue
-		p.queue = nil
-		for _, c := range batch {
-			c.taken = true
-		}
+	if !call.lead {
+		// Answered, withdrawn, or in a pipeline under way (its commands
+		// may still be stored).
+		p.mu.Unlock()
+		return ctx.Err()
+	}
+	// The leader, even when ctx ended (or the queue would stall): it sends
+	// the queue, this call first.
+	batch := p.queue
+	p.queue = nil
+	for _, c := range batch {
+		c.taken = true
 	}
 	p.mu.Unlock()
-	if lead {
-		p.lead(batch)
-	}
+	p.lead(batch)
 	return ctx.Err()
 }
 
