@@ -120,11 +120,9 @@ type conn struct {
 }
 
 func newConn(ctx context.Context, client goredis.UniversalClient, o options, own bool) (*conn, error) {
-	c := &conn{client: client, ownClient: own, opts: o}
+	_, single := client.(*goredis.Client)
+	c := &conn{client: client, ownClient: own, opts: o, perStream: !single}
 	c.pipe.client = client
-	if _, single := client.(*goredis.Client); !single {
-		c.perStream = true
-	}
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)

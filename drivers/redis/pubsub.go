@@ -37,8 +37,7 @@ func globPattern(prefix, pattern string) string {
 		b.WriteRune(r)
 	}
 	b.WriteByte(':')
-	toks := strings.Split(pattern, ".")
-	for i, t := range toks {
+	for i, t := range strings.Split(pattern, ".") {
 		if i > 0 {
 			b.WriteByte('.')
 		}
