@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -45,9 +45,7 @@ func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver
 		dsn = DefaultURL
 	}
 	o := defaultOptions()
-	if opts.Logger != nil {
-		o.logger = opts.Logger
-	}
+	o.logger = opts.Logger // validate defaults a nil one
 	if opts.Source != "" {
 		o.source = opts.Source
 	}
@@ -55,15 +53,12 @@ func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver
 	if err != nil {
 		return nil, err
 	}
-	c, err := func() (*conn, error) {
-		if err := o.validate(); err != nil {
-			return nil, err
+	var c *conn
+	if err = o.validate(); err == nil {
+		if err = ping(ctx, client, addr); err == nil {
+			c, err = newConn(ctx, client, o, true)
 		}
-		if err := ping(ctx, client, addr); err != nil {
-			return nil, err
-		}
-		return newConn(ctx, client, o, true)
-	}()
+	}
 	if err != nil {
 		_ = client.Close()
 		return nil, err
@@ -118,21 +113,16 @@ type conn struct {
 	opts       options
 	perStream  bool // Cluster (or another sharded client): one reader per stream
 	consumerID string
-	known      sync.Map  // event type → time registered
-	pipe       pipeliner // sends Publish's commands
-
-	mu     sync.Mutex
-	closed bool
-	subs   map[driver.Subscription]struct{}
-	seq    int
+	known      sync.Map     // event type → time registered
+	pipe       pipeliner    // sends Publish's commands
+	seq        atomic.Int64 // numbers the consumers of Streams subscriptions
+	closed     atomic.Bool
 }
 
 func newConn(ctx context.Context, client goredis.UniversalClient, o options, own bool) (*conn, error) {
-	c := &conn{client: client, ownClient: own, opts: o, subs: map[driver.Subscription]struct{}{}}
+	_, single := client.(*goredis.Client)
+	c := &conn{client: client, ownClient: own, opts: o, perStream: !single}
 	c.pipe.client = client
-	if _, single := client.(*goredis.Client); !single {
-		c.perStream = true
-	}
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -151,20 +141,12 @@ func checkVersion(ctx context.Context, client goredis.UniversalClient) error {
 	if err != nil {
 		return nil // a server that hides INFO: find out at the first command
 	}
-	for _, line := range strings.Split(info, "\n") {
-		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
-		if !ok {
-			continue
-		}
-		parts := strings.SplitN(v, ".", 3)
-		if len(parts) < 2 {
-			return nil
-		}
-		major, _ := strconv.Atoi(parts[0])
-		minor, _ := strconv.Atoi(parts[1])
-		if major < 6 || major == 6 && minor < 2 {
-			return fmt.Errorf("redis: server version %s has no XAUTOCLAIM; Streams mode needs Redis 6.2 or later (or use mode=pubsub)", v)
-		}
+	_, v, _ := strings.Cut(info, "redis_version:")
+	v, _, _ = strings.Cut(v, "\n")
+	v = strings.TrimSpace(v)
+	var major, minor int
+	if n, _ := fmt.Sscanf(v, "%d.%d", &major, &minor); n == 2 && (major < 6 || major == 6 && minor < 2) {
+		return fmt.Errorf("redis: server version %s has no XAUTOCLAIM; Streams mode needs Redis 6.2 or later (or use mode=pubsub)", v)
 	}
 	return nil
 }
@@ -200,10 +182,7 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.closed.Load() {
 		return errors.New("redis: publish on a closed connection")
 	}
 	// The commands are queued on a pipeline of their own only to build
@@ -253,70 +232,25 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 // Subscribe starts a Pub/Sub or Streams subscription.
 func (c *conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
 	spec.BufferSize = max(spec.BufferSize, 1)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	switch {
+	case c.closed.Load():
 		return nil, driver.ErrSubscriptionClosed
+	case c.opts.mode == Streams:
+		return c.subscribeStreams(ctx, spec, fmt.Sprintf("%s#%d", c.consumerID, c.seq.Add(1)))
+	case spec.Group != "":
+		return nil, fmt.Errorf("redis: Group %q in Pub/Sub mode (use Streams mode for groups): %w", spec.Group, driver.ErrGroupsUnsupported)
 	}
-	c.seq++
-	seq := c.seq
-	c.mu.Unlock()
-
-	var (
-		s   driver.Subscription
-		err error
-	)
-	if c.opts.mode == PubSub {
-		if spec.Group != "" {
-			return nil, fmt.Errorf("redis: Group %q in Pub/Sub mode (use Streams mode for groups): %w", spec.Group, driver.ErrGroupsUnsupported)
-		}
-		s, err = c.subscribePubSub(ctx, spec)
-	} else {
-		s, err = c.subscribeStreams(ctx, spec, fmt.Sprintf("%s#%d", c.consumerID, seq))
-	}
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		c.subs[s] = struct{}{}
-	}
-	c.mu.Unlock()
-	if closed {
-		_ = s.Stop(ctx)
-		_ = s.Close(ctx)
-		return nil, driver.ErrSubscriptionClosed
-	}
-	return s, nil
+	return c.subscribePubSub(ctx, spec)
 }
 
-// forget removes a closed subscription from the connection's set.
-func (c *conn) forget(s driver.Subscription) {
-	c.mu.Lock()
-	delete(c.subs, s)
-	c.mu.Unlock()
-}
-
-// Close stops and closes the subscriptions gossip left open (it closes
-// them first; a user of New may not) and closes the client if Open made it.
+// Close closes the client if Open made it. gossip has closed every
+// subscription before.
 func (c *conn) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if c.closed.Swap(true) || !c.ownClient {
 		return nil
 	}
-	c.closed = true
-	subs := slices.Collect(maps.Keys(c.subs))
-	c.mu.Unlock()
-	var err error
-	for _, s := range subs {
-		err = errors.Join(err, s.Stop(ctx), s.Close(ctx))
+	if err := c.client.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
+		return err
 	}
-	if c.ownClient {
-		if cerr := c.client.Close(); cerr != nil && !errors.Is(cerr, goredis.ErrClosed) {
-			err = errors.Join(err, cerr)
-		}
-	}
-	return err
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,57 +47,45 @@ type pubCall struct {
 // holds its result) or ctx ended (ctx.Err(): the commands may still be
 // sent, unless they were still queued).
 func (p *pipeliner) do(ctx context.Context, cmds []goredis.Cmder) error {
-	call := &pubCall{ctx: ctx, cmds: cmds}
+	call := &pubCall{ctx: ctx, cmds: cmds, done: make(chan struct{})}
 	p.mu.Lock()
+	p.queue = append(p.queue, call)
 	if !p.busy {
 		p.busy = true
-		call.taken = true
-		p.mu.Unlock()
-		p.lead([]*pubCall{call})
-		return ctx.Err()
+		p.promote(call)
 	}
-	call.done = make(chan struct{})
-	p.queue = append(p.queue, call)
 	p.mu.Unlock()
 	select {
 	case <-call.done:
+		p.mu.Lock()
 	case <-ctx.Done():
 		p.mu.Lock()
-		if !call.taken {
-			// Still queued: withdraw it, nothing was sent.
-			for i, c := range p.queue {
-				if c == call {
-					p.queue = append(p.queue[:i], p.queue[i+1:]...)
-					break
-				}
-			}
-			p.mu.Unlock()
-			return ctx.Err()
+		if !call.taken { // still queued: withdraw it, nothing was sent
+			p.queue = slices.DeleteFunc(p.queue, func(c *pubCall) bool { return c == call })
 		}
-		lead := call.lead
-		p.mu.Unlock()
-		if !lead {
-			// In a pipeline under way: its commands may still be stored.
-			return ctx.Err()
-		}
-		// Made the leader: it must lead, or the queue would stall.
 	}
-	p.mu.Lock()
-	lead := call.lead
-	var batch []*pubCall
-	if lead {
-		// The queue, this call first.
-		batch = p.queue
-		p.queue = nil
-		for _, c := range batch {
-			c.taken = true
-		}
+	if !call.lead {
+		// Answered, withdrawn, or in a pipeline under way (its commands
+		// may still be stored).
+		p.mu.Unlock()
+		return ctx.Err()
+	}
+	// The leader, even when ctx ended (or the queue would stall): it sends
+	// the queue, this call first.
+	batch := p.queue
+	p.queue = nil
+	for _, c := range batch {
+		c.taken = true
 	}
 	p.mu.Unlock()
-	if lead {
-		p.lead(batch)
-	}
+	p.lead(batch)
 	return ctx.Err()
+}
+
+// promote makes c, the first call queued, the leader. p.mu is held.
+func (p *pipeliner) promote(c *pubCall) {
+	c.lead, c.taken = true, true
+	close(c.done)
 }
 
 // lead sends batch in one round trip, wakes its followers, and makes the
@@ -116,9 +105,7 @@ func (p *pipeliner) lead(batch []*pubCall) {
 	cancel()
 	p.mu.Lock()
 	if len(p.queue) > 0 {
-		next := p.queue[0]
-		next.lead, next.taken = true, true
-		close(next.done)
+		p.promote(p.queue[0])
 	} else {
 		p.busy = false
 	}

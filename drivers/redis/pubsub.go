@@ -37,8 +37,7 @@ func globPattern(prefix, pattern string) string {
 		b.WriteRune(r)
 	}
 	b.WriteByte(':')
-	toks := strings.Split(pattern, ".")
-	for i, t := range toks {
+	for i, t := range strings.Split(pattern, ".") {
 		if i > 0 {
 			b.WriteByte('.')
 		}
@@ -132,8 +131,4 @@ func (s *pubsubSub) Stop(ctx context.Context) error {
 }
 
 // Close waits for the receiving goroutine to end.
-func (s *pubsubSub) Close(ctx context.Context) error {
-	err := s.Stop(ctx)
-	s.c.forget(s)
-	return err
-}
+func (s *pubsubSub) Close(ctx context.Context) error { return s.Stop(ctx) }

@@ -44,13 +44,11 @@ type streamSub struct {
 	ch       chan driver.Delivery
 	ctx      context.Context // ends at Stop: fetching stops
 	cancel   context.CancelFunc
-	senders  sync.WaitGroup // goroutines that send on ch
-	chClosed chan struct{}  // closed with ch, once the senders returned
-	bg       sync.WaitGroup // every goroutine of the subscription
+	running  sync.WaitGroup // the goroutines that read, claim and discover
+	chClosed chan struct{}  // closed with ch, once they all returned
 	ps       *goredis.PubSub
 	addMu    sync.Mutex // one addTypes at a time
 	stopOnce sync.Once
-	closed   sync.Once
 
 	mu       sync.Mutex
 	stopped  bool
@@ -59,11 +57,10 @@ type streamSub struct {
 	lastWarn time.Time
 }
 
-// groupSub is a group member: it settles what gossip tells it.
+// groupSub is a group member: unlike a broadcast listener (a bare
+// *streamSub, which gossip redelivers to in process) it settles what gossip
+// tells it (Acker, KeepAliver, Releaser).
 type groupSub struct{ *streamSub }
-
-// listenerSub is a broadcast listener: gossip redelivers in process.
-type listenerSub struct{ *streamSub }
 
 func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, consumer string) (driver.Subscription, error) {
 	s := &streamSub{
@@ -88,30 +85,24 @@ func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, 
 		}
 		return nil, fmt.Errorf("redis: subscribe %s: %w", spec.Pattern, err)
 	}
-	// The maintenance goroutine sends (claims), so it is a sender from the
-	// start: readers added later never find the count at zero.
-	s.senders.Add(1)
-	s.bg.Add(2)
+	// The maintenance goroutine runs until Stop, so goroutines added later
+	// never find the count at zero.
+	s.running.Add(1)
 	go s.maintain()
 	go func() {
-		defer s.bg.Done()
-		s.senders.Wait()
+		s.running.Wait()
 		close(s.ch)
 		close(s.chClosed)
 	}()
 	s.addStreams(ctx, streams)
 	if s.ps != nil {
-		s.bg.Add(1)
+		s.running.Add(1)
 		go s.discover()
 	}
-	return s.self(), nil
-}
-
-func (s *streamSub) self() driver.Subscription {
 	if s.group != "" {
-		return groupSub{s}
+		return groupSub{s}, nil
 	}
-	return listenerSub{s}
+	return s, nil
 }
 
 // prepare does everything Subscribe must finish before it returns: the
@@ -160,9 +151,6 @@ func (s *streamSub) prepare(ctx context.Context) ([]*stream, error) {
 	streams := make([]*stream, len(types))
 	for i, t := range types {
 		streams[i] = &stream{typ: t, key: c.streamKey(t)}
-	}
-	if len(streams) == 0 {
-		return nil, nil
 	}
 	start := s.startID
 	if !s.wildcard && s.spec.Start == driver.StartNew {
@@ -231,8 +219,7 @@ func (s *streamSub) addStreams(ctx context.Context, streams []*stream) {
 		}
 		r := &reader{streams: []*stream{st}}
 		s.readers = append(s.readers, r)
-		s.senders.Add(1)
-		s.bg.Add(1)
+		s.running.Add(1)
 		go s.read(r)
 	}
 	s.mu.Unlock()
@@ -268,7 +255,7 @@ func (s *streamSub) addTypes(ctx context.Context, types []string) {
 
 // discover receives the notifications of new event types.
 func (s *streamSub) discover() {
-	defer s.bg.Done()
+	defer s.running.Done()
 	failures := 0
 	for {
 		msg, err := s.ps.ReceiveMessage(s.ctx)
@@ -326,8 +313,9 @@ func (s *streamSub) Deliveries() <-chan driver.Delivery { return s.ch }
 
 // Stop stops reading and claiming: blocking reads are interrupted (CLIENT
 // UNBLOCK), and a group member hands the entries it read but could not
-// send back to the group at once (see Release). It returns once
-// Deliveries is closed.
+// send back to the group at once (see Release). It returns once the
+// subscription's goroutines (which close the readers' connections) have
+// returned and Deliveries is closed.
 func (s *streamSub) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
@@ -350,37 +338,22 @@ func (s *streamSub) Stop(ctx context.Context) error {
 	}
 }
 
-// Close stops the subscription if Stop was not called, waits for its
-// goroutines (which close the readers' connections) and, for a group
-// member, deletes its consumer from each stream's group when nothing is
-// pending for it there. Entries still pending to it (handed back, or left
-// unacknowledged) are taken over by other members; the consumer is swept
-// once they are.
+// Close makes sure Stop finished and, for a group member, deletes its
+// consumer from each stream's group when nothing is pending for it there.
+// Entries still pending to it (handed back, or left unacknowledged) are
+// taken over by other members; the consumer is swept once they are.
 func (s *streamSub) Close(ctx context.Context) error {
 	if err := s.Stop(ctx); err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		s.bg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	if s.group != "" {
+		s.deleteConsumer(ctx)
 	}
-	s.closed.Do(func() {
-		if s.group != "" {
-			s.deleteConsumer(ctx)
-		}
-		s.c.forget(s.self())
-	})
 	return nil
 }
 
-// deleteConsumer deletes the subscription's consumer from each stream's
-// group when nothing is pending for it.
+// deleteConsumer deletes the consumer from each group where nothing is
+// pending for it.
 func (s *streamSub) deleteConsumer(ctx context.Context) {
 	streams := s.snapshot()
 	if len(streams) == 0 {

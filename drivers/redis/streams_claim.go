@@ -15,8 +15,7 @@ import (
 // by members that died (groups), sweeps dead consumers, and re-reads the
 // type registry (patterns), until Stop.
 func (s *streamSub) maintain() {
-	defer s.bg.Done()
-	defer s.senders.Done()
+	defer s.running.Done()
 	var claimC, refreshC <-chan time.Time
 	if s.group != "" {
 		t := time.NewTicker(s.claimInterval())
@@ -161,8 +160,7 @@ func (g groupSub) KeepAlive(ctx context.Context, ds []driver.Delivery) error {
 	})
 }
 
-// Release hands entries that were never started back to the group at
-// once (see release).
+// Release hands entries that were never started back to the group at once.
 func (g groupSub) Release(ctx context.Context, ds []driver.Delivery) error { return g.release(ctx, ds) }
 
 // release hands entries back to the group: XCLAIM to this member with an

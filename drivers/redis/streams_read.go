@@ -30,16 +30,7 @@ func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 	switch c := s.c.client.(type) {
 	case *goredis.Client:
 		return c
-	case *goredis.ClusterClient:
-		s.mu.Lock()
-		key := ""
-		if len(r.streams) == 1 {
-			key = r.streams[0].key
-		}
-		s.mu.Unlock()
-		if key == "" {
-			return nil
-		}
+	case *goredis.ClusterClient: // perStream: r reads one stream, for good
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if reload {
@@ -47,10 +38,7 @@ func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 			// connection do not update the cluster client's slot map).
 			c.ReloadState(ctx)
 		}
-		node, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			return nil
-		}
+		node, _ := c.MasterForKey(ctx, r.streams[0].key)
 		return node
 	}
 	return nil
@@ -97,20 +85,21 @@ func (s *streamSub) unblock(ctx context.Context, r *reader) {
 // read is a reader's loop: it reads on a connection of its own (through
 // the shared client where it cannot have one) until Stop.
 func (s *streamSub) read(r *reader) {
-	defer s.bg.Done()
-	defer s.senders.Done()
-	var own *goredis.Client
+	defer s.running.Done()
+	var own *goredis.Client              // nil when the node is unknown
+	var cmd goredis.Cmdable = s.c.client // own, or else the shared client
 	connect := func(reload bool) {
 		if own != nil {
 			_ = own.Close()
-			own = nil
 		}
 		node := s.nodeFor(r, reload)
 		s.mu.Lock()
 		r.node, r.clientID = node, 0
 		s.mu.Unlock()
+		own, cmd = nil, s.c.client
 		if node != nil {
 			own = s.readerClient(r, node)
+			cmd = own
 		}
 	}
 	connect(false)
@@ -124,10 +113,6 @@ func (s *streamSub) read(r *reader) {
 		s.mu.Lock()
 		streams := slices.Clone(r.streams)
 		s.mu.Unlock()
-		var cmd goredis.Cmdable = s.c.client
-		if own != nil {
-			cmd = own
-		}
 		res, err := s.fetch(cmd, streams)
 		switch {
 		case errors.Is(err, goredis.Nil):
@@ -167,20 +152,17 @@ func (s *streamSub) read(r *reader) {
 // this member): Stop interrupts it with CLIENT UNBLOCK.
 func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream) ([]goredis.XStream, error) {
 	count := max(int64(cap(s.ch)-len(s.ch)), 1)
-	args := make([]string, 0, 2*len(streams))
-	for _, st := range streams {
-		args = append(args, st.key)
+	args := make([]string, 2*len(streams)) // the keys, then the IDs to read after
+	for i, st := range streams {
+		args[i], args[len(streams)+i] = st.key, st.lastID
+		if s.group != "" {
+			args[len(streams)+i] = ">" // what no member has read yet
+		}
 	}
 	if s.group == "" {
-		for _, st := range streams {
-			args = append(args, st.lastID)
-		}
 		return cmd.XRead(context.Background(), &goredis.XReadArgs{
 			Streams: args, Count: count, Block: s.c.opts.block,
 		}).Result()
-	}
-	for range streams {
-		args = append(args, ">")
 	}
 	return cmd.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
 		Group: s.group, Consumer: s.consumer, Streams: args, Count: count, Block: s.c.opts.block,

@@ -56,16 +56,10 @@ type options struct {
 	source          string
 }
 
+// defaultOptions are the options before any is set; validate fills in the
+// other defaults for zero values.
 func defaultOptions() options {
-	return options{
-		prefix:          DefaultPrefix,
-		mode:            Streams,
-		maxLen:          DefaultMaxLen,
-		block:           DefaultBlock,
-		refreshInterval: DefaultRefreshInterval,
-		logger:          slog.Default(),
-		source:          filepath.Base(os.Args[0]),
-	}
+	return options{prefix: DefaultPrefix, source: filepath.Base(os.Args[0])}
 }
 
 // Prefix sets the namespace every key and channel of the connection starts
