@@ -86,10 +86,10 @@ func (s *Subscription) Unsubscribe() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.bus.cfg.DialTimeout)
 	defer cancel()
 	err := s.stop(ctx)
-	s.bus.forget(s)
-	go func() {
+	go func() { // Shutdown still sees the subscription until it is closed
 		<-s.done
 		s.close(context.Background())
+		s.bus.forget(s)
 	}()
 	return err
 }
