@@ -210,14 +210,10 @@ func (s *Subscription) fitDeadLetter(dl *Event, dropped *[]string) {
 	}
 }
 
-func isDeadLetterKey(k string) bool {
-	switch k {
-	case MetaDeadLetterError, MetaDeadLetterDeliveries, MetaDeadLetterType, MetaDeadLetterGroup,
-		MetaDeadLetterSubscription, MetaDeadLetterDataBytes, MetaDeadLetterDropped:
-		return true
-	}
-	return false
-}
+var deadLetterKeys = []string{MetaDeadLetterError, MetaDeadLetterDeliveries, MetaDeadLetterType, MetaDeadLetterGroup,
+	MetaDeadLetterSubscription, MetaDeadLetterDataBytes, MetaDeadLetterDropped}
+
+func isDeadLetterKey(k string) bool { return slices.Contains(deadLetterKeys, k) }
 
 // deadLetterTypeFor is DeadLetterType(group, t), shortened to the type
 // length limit by dropping t's last tokens (the full type is in the
@@ -241,16 +237,9 @@ func deadLetterTypeFor(group, t string) EventType {
 // truncateList joins items with commas, within limit bytes.
 func truncateList(items []string, limit int) string {
 	slices.Sort(items)
-	var b strings.Builder
-	for i, it := range items {
-		if b.Len()+len(it)+1 > limit {
-			b.WriteString(",...")
-			break
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(it)
+	s := strings.Join(items, ",")
+	if len(s) > limit {
+		s = s[:strings.LastIndexByte(s[:limit-4], ',')+1] + "..."
 	}
-	return b.String()
+	return s
 }

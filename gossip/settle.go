@@ -94,26 +94,24 @@ func (st *settler) close() {
 	st.endCalls()
 }
 
-// hold registers d for keep-alive until unhold; nil when the transport
-// needs none.
+// hold registers d for keep-alive, where the transport needs it, until
+// unhold.
 func (st *settler) hold(d driver.Delivery) *heldDelivery {
-	if st.held == nil {
-		return nil
-	}
 	h := &heldDelivery{d: d, last: time.Now()}
-	st.heldMu.Lock()
-	st.held[h] = struct{}{}
-	st.heldMu.Unlock()
+	if st.held != nil {
+		st.heldMu.Lock()
+		st.held[h] = struct{}{}
+		st.heldMu.Unlock()
+	}
 	return h
 }
 
 func (st *settler) unhold(h *heldDelivery) {
-	if h == nil {
-		return
+	if st.held != nil {
+		st.heldMu.Lock()
+		delete(st.held, h)
+		st.heldMu.Unlock()
 	}
-	st.heldMu.Lock()
-	delete(st.held, h)
-	st.heldMu.Unlock()
 }
 
 func (st *settler) startKeepAlive() {
@@ -203,18 +201,13 @@ type redeliveries struct {
 	chDone   bool
 	drained  bool // the Deliveries channel is closed
 	stopping bool
-	timers   map[*time.Timer]retrying
-}
-
-type retrying struct {
-	d    driver.Delivery
-	held *heldDelivery
+	timers   map[*time.Timer]*heldDelivery
 }
 
 func (r *redeliveries) init(s *Subscription, workers int) {
 	r.s = s
 	r.ch = make(chan driver.Delivery, workers)
-	r.timers = map[*time.Timer]retrying{}
+	r.timers = map[*time.Timer]*heldDelivery{}
 }
 
 func (r *redeliveries) stopped() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.stopping }
@@ -229,7 +222,7 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 		r.settleStopped(d)
 		return
 	}
-	rt := retrying{d: d, held: r.s.settle.hold(d)}
+	h := r.s.settle.hold(d)
 	var t *time.Timer
 	t = time.AfterFunc(delay, func() {
 		r.mu.Lock()
@@ -237,11 +230,11 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 		delete(r.timers, t)
 		r.mu.Unlock()
 		if mine {
-			r.s.settle.unhold(rt.held)
+			r.s.settle.unhold(h)
 			r.ch <- d
 		}
 	})
-	r.timers[t] = rt
+	r.timers[t] = h
 	r.mu.Unlock()
 }
 
@@ -252,11 +245,11 @@ func (r *redeliveries) stop() {
 	r.mu.Lock()
 	r.stopping = true
 	var ds []driver.Delivery
-	for t, rt := range r.timers {
+	for t, h := range r.timers {
 		if t.Stop() {
 			delete(r.timers, t)
-			r.s.settle.unhold(rt.held)
-			ds = append(ds, rt.d)
+			r.s.settle.unhold(h)
+			ds = append(ds, h.d)
 		}
 	}
 	r.mu.Unlock()

@@ -209,7 +209,10 @@ func (s *Subscription) handle(d driver.Delivery) {
 			ErrPoison, d.Attempt, s.cfg.maxDeliveries))
 		return
 	}
-	held := s.settle.hold(d)
+	var held *heldDelivery
+	if s.keeper != nil {
+		held = s.settle.hold(d)
+	}
 	err := s.handler(s.ctx, s.event(d))
 	s.settle.unhold(held)
 	switch {

@@ -137,28 +137,26 @@ type queue struct {
 	closed  bool
 }
 
-// put waits for room in q. It reports false if q stopped first (the event
-// then goes elsewhere or nowhere: the subscription is gone), and returns
-// ctx's error if ctx ended first.
-func (q *queue) put(ctx context.Context, d driver.Delivery) (bool, error) {
+// put waits for room in q, unless q stops first (the subscription is gone)
+// or ctx ends (its error).
+func (q *queue) put(ctx context.Context, d driver.Delivery) error {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
-		return false, nil
+		return nil
 	}
 	select {
 	case q.ch <- d:
-		return true, nil
+		return nil
 	default:
 	}
 	select {
 	case q.ch <- d:
-		return true, nil
 	case <-q.done:
-		return false, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return ctx.Err()
 	}
+	return nil
 }
 
 // close stops q: blocked senders give up, and once none is left the channel
@@ -180,13 +178,13 @@ func (q *queue) close() {
 func (b *Broker) publish(ctx context.Context, m *driver.Message) error {
 	d := driver.Delivery{Message: m, Attempt: 1}
 	for _, t := range b.routes.Load().targets(m.Type) {
+		var err error
 		if t.q != nil {
-			if _, err := t.q.put(ctx, d); err != nil {
-				return err
-			}
-			continue
+			err = t.q.put(ctx, d)
+		} else {
+			err = t.g.put(ctx, d)
 		}
-		if err := t.g.put(ctx, d); err != nil {
+		if err != nil {
 			return err
 		}
 	}
