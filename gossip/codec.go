@@ -3,7 +3,8 @@ package gossip
 import (
 	"encoding/json"
 	"reflect"
-	"strings"
+
+	"github.com/gossipbus/gossip/gossip/driver"
 )
 
 // Codec turns payloads into bytes and back. The JSON codec is the default;
@@ -40,7 +41,7 @@ func newCodecSet(primary Codec, extra []Codec) *codecSet {
 	}
 	cs := &codecSet{primary: primary, byType: map[string]Codec{}}
 	for _, c := range append([]Codec{JSON}, append(extra, primary)...) {
-		cs.byType[mediaType(c.ContentType())] = c
+		cs.byType[driver.MediaType(c.ContentType())] = c
 	}
 	return cs
 }
@@ -78,7 +79,7 @@ func (cs *codecSet) decode(contentType string, b []byte, v any, e *Event) error 
 	c := cs.primary
 	if contentType != "" {
 		var ok bool
-		if c, ok = cs.byType[mediaType(contentType)]; !ok {
+		if c, ok = cs.byType[driver.MediaType(contentType)]; !ok {
 			// No codec for it (text/plain, application/octet-stream from
 			// another producer): the bytes themselves are still readable.
 			switch p := v.(type) {
@@ -96,15 +97,6 @@ func (cs *codecSet) decode(contentType string, b []byte, v any, e *Event) error 
 		return &DecodeError{EventID: e.ID, Type: e.Type, Err: err}
 	}
 	return nil
-}
-
-// mediaType strips parameters: "application/json; charset=utf-8" →
-// "application/json".
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(ct))
 }
 
 // assign stores src into *dst, a non-nil pointer to a T, when that needs no

@@ -248,7 +248,7 @@ func (s *Subscription) event(d driver.Delivery) *Event {
 	switch {
 	case m.Data != nil:
 		e.raw = m.Data
-		if mediaType(m.ContentType) == "application/json" || m.ContentType == "" {
+		if driver.MediaType(m.ContentType) == "application/json" || m.ContentType == "" {
 			e.Data = json.RawMessage(m.Data)
 		} else {
 			e.Data = m.Data

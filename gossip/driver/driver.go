@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -55,6 +56,15 @@ func (m *Message) Size() int {
 		n += len(k) + len(v)
 	}
 	return n
+}
+
+// MediaType is content type ct without its parameters, in lower case:
+// "application/json" for "Application/JSON; charset=utf-8".
+func MediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
 }
 
 // Delivery is a message handed to a subscription, once per delivery attempt.

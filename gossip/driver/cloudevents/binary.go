@@ -188,7 +188,7 @@ func (d *Decoder) Add(name, value string) {
 // when there was none.
 func (d *Decoder) Message() (*driver.Message, error) {
 	m, p := d.m, d.problems
-	if mt := mediaType(m.ContentType); !d.hasSpec && (mt == StructuredContentType ||
+	if mt := driver.MediaType(m.ContentType); !d.hasSpec && (mt == StructuredContentType ||
 		mt == "" && bytes.HasPrefix(bytes.TrimSpace(d.raw), []byte("{")) && bytes.Contains(d.raw, []byte(`"specversion"`))) {
 		return d.b.structured(m, d.raw)
 	}
@@ -258,14 +258,6 @@ func setMeta(m *driver.Message, k, v string) {
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) > len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// mediaType is ct without parameters, in lower case.
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(ct))
 }
 
 // EscapeValue percent-encodes '%', '"' and every byte outside printable

@@ -145,6 +145,6 @@ func jsonString(raw json.RawMessage) string {
 // "text/json", "...+json"). An empty one is JSON too: CloudEvents' default
 // in structured mode.
 func isJSON(ct string) bool {
-	mt := mediaType(ct)
+	mt := driver.MediaType(ct)
 	return mt == "" || mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
