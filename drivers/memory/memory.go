@@ -128,8 +128,9 @@ type group struct {
 	backN  atomic.Int32
 }
 
-// queue is a broadcast subscription's bounded buffer.
+// queue is a broadcast subscription: its bounded buffer.
 type queue struct {
+	broker  *Broker
 	pattern string
 	ch      chan driver.Delivery
 	done    chan struct{} // closed when the subscription stops
@@ -255,9 +256,9 @@ func (b *Broker) subscribe(spec driver.SubscribeSpec) driver.Subscription {
 	rt := &routeTable{broadcast: old.broadcast, groups: old.groups}
 	defer b.routes.Store(rt)
 	if spec.Group == "" {
-		q := &queue{pattern: spec.Pattern, ch: make(chan driver.Delivery, spec.BufferSize), done: make(chan struct{})}
+		q := &queue{broker: b, pattern: spec.Pattern, ch: make(chan driver.Delivery, spec.BufferSize), done: make(chan struct{})}
 		rt.broadcast = append(append([]*queue(nil), old.broadcast...), q)
-		return &listener{broker: b, q: q}
+		return q
 	}
 	key := spec.Group + "\x00" + spec.Pattern
 	var g *group
@@ -290,22 +291,16 @@ func (b *Broker) unsubscribe(q *queue) {
 	q.close()
 }
 
-// listener is a broadcast subscription.
-type listener struct {
-	broker *Broker
-	q      *queue
-}
+func (q *queue) Deliveries() <-chan driver.Delivery { return q.ch }
 
-func (l *listener) Deliveries() <-chan driver.Delivery { return l.q.ch }
-
-// Stop takes the listener off the routes and closes its queue; what it
+// Stop takes the subscription off the routes and closes its queue; what it
 // buffered is still read (gossip handles it before it stops).
-func (l *listener) Stop(context.Context) error {
-	l.broker.unsubscribe(l.q)
+func (q *queue) Stop(context.Context) error {
+	q.broker.unsubscribe(q)
 	return nil
 }
 
-func (l *listener) Close(ctx context.Context) error { return l.Stop(ctx) }
+func (q *queue) Close(ctx context.Context) error { return q.Stop(ctx) }
 
 // member is a group member: it forwards the group's deliveries to its
 // workers.
