@@ -363,13 +363,16 @@ func (b *EventBus) shutdown(ctx context.Context) error {
 	for _, s := range subs {
 		s.stop(ctx)
 	}
+wait:
 	for _, s := range subs {
-		if err := s.wait(ctx); err != nil {
-			errs = append(errs, err)
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
 			for _, s := range subs { // give up on all of them
 				s.abandon()
 			}
-			break
+			break wait
 		}
 	}
 	b.drained.Store(true)

@@ -15,19 +15,16 @@ import (
 type settler struct {
 	s *Subscription
 
-	gate        sync.RWMutex // calls hold it shared; close takes it to end them
-	closed      bool
-	gaveUp      atomic.Bool
-	calls       context.Context // cancelled when Shutdown gives up
-	endCalls    context.CancelFunc
-	acks        coalescer
-	releases    coalescer
-	heldMu      sync.Mutex
-	held        map[*heldDelivery]struct{}
-	stopKeep    chan struct{}
-	keepDone    chan struct{}
-	keepEvery   time.Duration
-	callTimeout time.Duration
+	gate      sync.RWMutex // calls hold it shared; close takes it to end them
+	closed    bool
+	gaveUp    atomic.Bool
+	calls     context.Context // cancelled when Shutdown gives up
+	endCalls  context.CancelFunc
+	acks      coalescer
+	releases  coalescer
+	heldMu    sync.Mutex
+	held      map[*heldDelivery]struct{}
+	keepEvery time.Duration
 }
 
 // heldDelivery is a delivery gossip holds (being handled, or waiting for an
@@ -39,7 +36,6 @@ type heldDelivery struct {
 
 func (st *settler) init(s *Subscription) {
 	st.s = s
-	st.callTimeout = s.bus.cfg.DialTimeout
 	st.calls, st.endCalls = context.WithCancel(context.Background())
 	st.acks.send = func(ds []driver.Delivery) {
 		st.call("ack", ds, func(ctx context.Context) error { return s.acker.Ack(ctx, ds) })
@@ -61,7 +57,7 @@ func (st *settler) call(what string, ds []driver.Delivery, f func(ctx context.Co
 	if st.closed || st.gaveUp.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(st.calls, st.callTimeout)
+	ctx, cancel := context.WithTimeout(st.calls, st.s.bus.cfg.DialTimeout)
 	defer cancel()
 	if err := f(ctx); err != nil && st.calls.Err() == nil {
 		st.s.bus.logger.Warn("gossip: "+what+" failed; the transport redelivers the events after its ack wait",
@@ -114,31 +110,15 @@ func (st *settler) unhold(h *heldDelivery) {
 	}
 }
 
-func (st *settler) startKeepAlive() {
-	if st.held == nil {
-		return
-	}
-	st.stopKeep, st.keepDone = make(chan struct{}), make(chan struct{})
-	go st.keepAlive()
-}
-
-func (st *settler) stopKeepAlive() {
-	if st.stopKeep != nil {
-		close(st.stopKeep)
-		<-st.keepDone
-	}
-}
-
 // keepAlive tells the transport, every third of the ack wait, which held
-// deliveries are still being worked on.
+// deliveries are still being worked on, until the workers are done.
 func (st *settler) keepAlive() {
-	defer close(st.keepDone)
 	t := time.NewTicker(st.keepEvery)
 	defer t.Stop()
 	var due []driver.Delivery
 	for {
 		select {
-		case <-st.stopKeep:
+		case <-st.s.done:
 			return
 		case now := <-t.C:
 			due = due[:0]
@@ -202,12 +182,6 @@ type redeliveries struct {
 	drained  bool // the Deliveries channel is closed
 	stopping bool
 	timers   map[*time.Timer]*heldDelivery
-}
-
-func (r *redeliveries) init(s *Subscription, workers int) {
-	r.s = s
-	r.ch = make(chan driver.Delivery, workers)
-	r.timers = map[*time.Timer]*heldDelivery{}
 }
 
 func (r *redeliveries) stopped() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.stopping }

@@ -62,7 +62,7 @@ func newSubscription(b *EventBus, pattern EventType, sc subscribeConfig, h Handl
 	s.keeper, _ = ds.(driver.KeepAliver)
 	s.releaser, _ = ds.(driver.Releaser)
 	s.settle.init(s)
-	s.redelive.init(s, sc.workers)
+	s.redelive = redeliveries{s: s, ch: make(chan driver.Delivery, sc.workers), timers: map[*time.Timer]*heldDelivery{}}
 	return s
 }
 
@@ -127,25 +127,16 @@ func (s *Subscription) close(ctx context.Context) error {
 	return s.closeErr
 }
 
-// wait waits until every worker returned or ctx ended.
-func (s *Subscription) wait(ctx context.Context) error {
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func (s *Subscription) start() {
 	s.workers.Add(s.cfg.workers)
 	for range s.cfg.workers {
 		go s.work()
 	}
-	s.settle.startKeepAlive()
+	if s.keeper != nil {
+		go s.settle.keepAlive()
+	}
 	go func() {
 		s.workers.Wait()
-		s.settle.stopKeepAlive()
 		s.cancel()
 		close(s.done)
 	}()
