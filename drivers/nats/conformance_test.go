@@ -10,6 +10,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/gossipbus/gossip/gossip"
 	"github.com/gossipbus/gossip/gossip/drivertest"
@@ -34,13 +35,15 @@ func TestConformanceJetStream(t *testing.T) {
 func TestConformanceCore(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
 		Config: func(t testing.TB, ns string) gossip.Config {
-			url := shared.URL()
-			if strings.HasSuffix(t.Name(), "/ShutdownLeaksNoGoroutine") {
-				// The shared in-process server may still be starting
-				// goroutines for the JetStream tests' consumers.
-				url = startChildServer(t)
-			}
-			return gossip.Config{Driver: url + "?mode=core&prefix=core_" + ns}
+			return gossip.Config{Driver: shared.URL() + "?mode=core&prefix=core_" + ns}
+		},
+		// The shared in-process server may still be starting goroutines
+		// for consumers of earlier JetStream tests; core mode makes none.
+		IgnoreGoroutines: []goleak.Option{
+			goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*consumer).setLeader.func2"),
+			goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*consumer).setLeader.func3"),
+			goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*consumer).setLeader.func4"),
+			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*consumerFileStore).flushLoop"),
 		},
 		Capabilities: drivertest.Capabilities{Groups: true, Encodes: true},
 		PutRaw:       putRaw(shared.URL(), func(ns string) string { return "core_" + ns }, false),

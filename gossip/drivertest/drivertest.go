@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/gossipbus/gossip/gossip"
 )
@@ -65,6 +66,11 @@ type Harness struct {
 	// foreign or broken producer leaves there. Nil on a transport without a
 	// wire (memory): the tests that need it skip.
 	PutRaw func(t testing.TB, ns string, typ string, body []byte)
+
+	// IgnoreGoroutines are goleak options for goroutines of the process
+	// that are not the transport client's, which ShutdownLeaksNoGoroutine
+	// must not count (an in-process test server's).
+	IgnoreGoroutines []goleak.Option
 }
 
 // Run runs every conformance test against the transport.

@@ -211,5 +211,5 @@ func (s *suite) testShutdownLeaksNoGoroutine(t *testing.T) {
 		require.NoError(t, sub.Shutdown(context.Background()))
 		require.NoError(t, pub.Shutdown(context.Background()))
 	}()
-	goleak.VerifyNone(t, ignore)
+	goleak.VerifyNone(t, append(s.h.IgnoreGoroutines, ignore)...)
 }
