@@ -145,15 +145,7 @@ func (e *env) config(mutate ...func(*gossip.Config)) gossip.Config {
 // bus opens a bus in the test's namespace, shut down when the test ends.
 func (e *env) bus(mutate ...func(*gossip.Config)) *gossip.EventBus {
 	e.t.Helper()
-	cfg := e.config(mutate...)
-	b, err := gossip.NewEventBus(&cfg)
-	require.NoError(e.t, err, "NewEventBus")
-	e.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		require.NoError(e.t, b.Shutdown(ctx), "Shutdown at test end")
-	})
-	return b
+	return e.open(true, mutate...)
 }
 
 // ownBus opens a bus in the test's namespace that the test shuts down
@@ -162,13 +154,20 @@ func (e *env) bus(mutate ...func(*gossip.Config)) *gossip.EventBus {
 // down, without judging that error.
 func (e *env) ownBus(mutate ...func(*gossip.Config)) *gossip.EventBus {
 	e.t.Helper()
+	return e.open(false, mutate...)
+}
+
+func (e *env) open(judgeShutdown bool, mutate ...func(*gossip.Config)) *gossip.EventBus {
+	e.t.Helper()
 	cfg := e.config(mutate...)
 	b, err := gossip.NewEventBus(&cfg)
 	require.NoError(e.t, err, "NewEventBus")
 	e.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_ = b.Shutdown(ctx)
+		if err := b.Shutdown(ctx); judgeShutdown {
+			require.NoError(e.t, err, "Shutdown at test end")
+		}
 	})
 	return b
 }
