@@ -291,6 +291,7 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
 	defer cancel()
+	drops := &dropCounter{log: b.logger, pattern: pattern, group: sc.group}
 	ds, err := b.conn.Subscribe(ctx, driver.SubscribeSpec{
 		Pattern:       string(pattern),
 		Group:         sc.group,
@@ -299,6 +300,7 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 		MaxDeliveries: sc.maxDeliveries,
 		AckWait:       b.cfg.AckWait,
 		Start:         sc.start,
+		Dropped:       drops.add,
 	})
 	if err != nil {
 		if b.closed.Load() { // Shutdown closed the transport meanwhile
@@ -307,6 +309,7 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 		return nil, fmt.Errorf("gossip: subscribe %s: %w", pattern, err)
 	}
 	s := newSubscription(b, pattern, sc, handler, ds)
+	s.drops = drops
 	b.mu.Lock()
 	if b.closed.Load() { // Shutdown began while the transport subscribed
 		b.mu.Unlock()

@@ -47,6 +47,7 @@ type Subscription struct {
 
 	settle   settler // acks, releases and keep-alives, in batches
 	redelive redeliveries
+	drops    *dropCounter // what an at-most-once transport discarded
 }
 
 func newSubscription(b *EventBus, pattern EventType, sc subscribeConfig, h Handler, ds driver.Subscription) *Subscription {

@@ -159,6 +159,12 @@ type SubscribeSpec struct {
 	AckWait time.Duration
 	// Start applies to a group created by this subscription.
 	Start Start
+	// Dropped is for at-most-once transports that discard what a slow
+	// subscription has no room for (NATS core's slow consumer): the driver
+	// calls it with the number of messages it discarded since its last
+	// call, and gossip counts and logs them. It is never nil and may be
+	// called from any goroutine until Close returns.
+	Dropped func(n int)
 }
 
 // Subscription delivers messages to gossip. gossip owns its lifecycle:
