@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -129,7 +128,9 @@ func (b *EventBus) Source() string { return b.cfg.Source }
 // Publish sends events and returns once the transport holds all of them (a
 // JetStream ack, an XADD reply, a place in a memory queue). Several events
 // go in one round trip where the transport can. Invalid events are an error
-// before anything is sent. When the memory transport's buffers are full,
+// wrapping ErrInvalidEventType or ErrInvalidEvent before anything is sent:
+// an event ID or metadata that breaks the rule on Event.ID and
+// Event.Metadata is refused here, the same on every transport. When the memory transport's buffers are full,
 // Publish waits for room until ctx ends and then returns ctx's error; it
 // never drops an event. Publish fills an empty ID, Timestamp or Source.
 // After Shutdown it returns ErrClosed.
@@ -226,6 +227,8 @@ func (b *EventBus) prepare(e *Event) error {
 	}
 	if e.ID == "" {
 		e.ID = NewID()
+	} else if err := validID(e.ID); err != nil {
+		return fmt.Errorf("%w (%s): %v", ErrInvalidEvent, e.Type, err)
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = time.Now()
@@ -237,15 +240,6 @@ func (b *EventBus) prepare(e *Event) error {
 		if err := validMetadata(k, v); err != nil {
 			return fmt.Errorf("%w %s (%s): %v", ErrInvalidEvent, e.ID, e.Type, err)
 		}
-	}
-	return nil
-}
-
-// validMetadata is the rule for metadata keys and values, the same on every
-// transport.
-func validMetadata(k, v string) error {
-	if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-		return fmt.Errorf("metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", k, v)
 	}
 	return nil
 }
