@@ -50,6 +50,9 @@ func NewEventBus(cfg *Config) (*EventBus, error) {
 	if cfg != nil {
 		c = *cfg
 	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	c = c.withDefaults()
 	if c.Source == "" {
 		c.Source = filepath.Base(os.Args[0])
