@@ -235,6 +235,8 @@ func (b *EventBus) prepare(e *Event) error {
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = time.Now()
+	} else if y := e.Timestamp.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%w %s (%s): Timestamp %v is outside the years 0000 to 9999 in UTC, which RFC 3339 on the wire can hold", ErrInvalidEvent, e.ID, e.Type, e.Timestamp)
 	}
 	if e.Source == "" {
 		e.Source = b.cfg.Source

@@ -39,7 +39,8 @@ type Event struct {
 	// Source names the publishing service. Publish fills it from
 	// Config.Source when it is empty.
 	Source string
-	// Timestamp is when the event was created.
+	// Timestamp is when the event was created. Publish sets a zero one and
+	// refuses one outside the years 0000 to 9999 in UTC (RFC 3339).
 	Timestamp time.Time
 	// Data is the payload. Publishers set any value the codec can encode.
 	// Handlers should read it with Decode or Typed, which give the same

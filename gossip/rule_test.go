@@ -85,6 +85,19 @@ func TestPublishRefusesIDsAndMetadataOutsideTheRule(t *testing.T) {
 		assert.NotContains(t, err.Error(), "TOPSECRET")
 	})
 
+	t.Run("timestamp beyond RFC 3339", func(t *testing.T) {
+		for _, ts := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(0, 1, 1, 0, 0, 0, 0, time.FixedZone("", 3600))} {
+			e := gossip.NewEvent("rule.time", 1)
+			e.Timestamp = ts
+			err := b.Publish(context.Background(), e)
+			require.ErrorIs(t, err, gossip.ErrInvalidEvent)
+			assert.Contains(t, err.Error(), "outside the years 0000 to 9999 in UTC")
+		}
+		e := gossip.NewEvent("unwatched.time", 1) // not for the subscriber
+		e.Timestamp = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+		assert.NoError(t, b.Publish(context.Background(), e))
+	})
+
 	marker := gossip.NewEvent("rule.marker", 1)
 	require.NoError(t, b.Publish(context.Background(), marker))
 	select {
