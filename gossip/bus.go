@@ -31,6 +31,8 @@ type EventBus struct {
 	pubMW      []PublishMiddleware
 	subs       map[*Subscription]struct{}
 
+	dropObservers dropObservers
+
 	publishFn atomic.Pointer[PublishFunc]
 	lastType  atomic.Pointer[EventType] // the last valid type published
 
@@ -290,7 +292,7 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
 	defer cancel()
-	drops := &dropCounter{log: b.logger, pattern: pattern, group: sc.group}
+	drops := &dropCounter{log: b.logger, pattern: pattern, group: sc.group, observers: &b.dropObservers}
 	ds, err := b.conn.Subscribe(ctx, driver.SubscribeSpec{
 		Pattern:       string(pattern),
 		Group:         sc.group,
