@@ -134,11 +134,11 @@ func (b *EventBus) Source() string { return b.cfg.Source }
 // JetStream ack, an XADD reply, a place in a memory queue). Several events
 // go in one round trip where the transport can. Invalid events are an error
 // wrapping ErrInvalidEventType or ErrInvalidEvent before anything is sent:
-// an event ID or metadata that breaks the rule on Event.ID and
-// Event.Metadata is refused here, the same on every transport. When the memory transport's buffers are full,
-// Publish waits for room until ctx ends and then returns ctx's error; it
-// never drops an event. Publish fills an empty ID, Timestamp or Source.
-// After Shutdown it returns ErrClosed.
+// an ID or metadata that breaks the rule on Event.ID and Event.Metadata is
+// refused here, the same on every transport. When the memory transport's
+// buffers are full, Publish waits for room until ctx ends and then returns
+// ctx's error; it never drops an event. Publish fills an empty ID,
+// Timestamp or Source. After Shutdown it returns ErrClosed.
 func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
 	if len(events) == 0 {
 		return nil
