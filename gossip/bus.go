@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -31,6 +30,8 @@ type EventBus struct {
 	middleware []Middleware
 	pubMW      []PublishMiddleware
 	subs       map[*Subscription]struct{}
+
+	dropObservers dropObservers
 
 	publishFn atomic.Pointer[PublishFunc]
 	lastType  atomic.Pointer[EventType] // the last valid type published
@@ -50,6 +51,9 @@ func NewEventBus(cfg *Config) (*EventBus, error) {
 	var c Config
 	if cfg != nil {
 		c = *cfg
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	c = c.withDefaults()
 	if c.Source == "" {
@@ -129,10 +133,12 @@ func (b *EventBus) Source() string { return b.cfg.Source }
 // Publish sends events and returns once the transport holds all of them (a
 // JetStream ack, an XADD reply, a place in a memory queue). Several events
 // go in one round trip where the transport can. Invalid events are an error
-// before anything is sent. When the memory transport's buffers are full,
-// Publish waits for room until ctx ends and then returns ctx's error; it
-// never drops an event. Publish fills an empty ID, Timestamp or Source.
-// After Shutdown it returns ErrClosed.
+// wrapping ErrInvalidEventType or ErrInvalidEvent before anything is sent:
+// an ID or metadata that breaks the rule on Event.ID and Event.Metadata is
+// refused here, the same on every transport. When the memory transport's
+// buffers are full, Publish waits for room until ctx ends and then returns
+// ctx's error; it never drops an event. Publish fills an empty ID,
+// Timestamp or Source. After Shutdown it returns ErrClosed.
 func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
 	if len(events) == 0 {
 		return nil
@@ -226,9 +232,13 @@ func (b *EventBus) prepare(e *Event) error {
 	}
 	if e.ID == "" {
 		e.ID = NewID()
+	} else if err := validID(e.ID); err != nil {
+		return fmt.Errorf("%w (%s): %v", ErrInvalidEvent, e.Type, err)
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = time.Now()
+	} else if y := e.Timestamp.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%w %s (%s): Timestamp %v is outside the years 0000 to 9999 in UTC, which RFC 3339 on the wire can hold", ErrInvalidEvent, e.ID, e.Type, e.Timestamp)
 	}
 	if e.Source == "" {
 		e.Source = b.cfg.Source
@@ -237,15 +247,6 @@ func (b *EventBus) prepare(e *Event) error {
 		if err := validMetadata(k, v); err != nil {
 			return fmt.Errorf("%w %s (%s): %v", ErrInvalidEvent, e.ID, e.Type, err)
 		}
-	}
-	return nil
-}
-
-// validMetadata is the rule for metadata keys and values, the same on every
-// transport.
-func validMetadata(k, v string) error {
-	if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-		return fmt.Errorf("metadata keys must be non-empty UTF-8 and values UTF-8, got %q=%q", k, v)
 	}
 	return nil
 }
@@ -291,7 +292,7 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
 	defer cancel()
-	drops := &dropCounter{log: b.logger, pattern: pattern, group: sc.group}
+	drops := &dropCounter{log: b.logger, pattern: pattern, group: sc.group, observers: &b.dropObservers}
 	ds, err := b.conn.Subscribe(ctx, driver.SubscribeSpec{
 		Pattern:       string(pattern),
 		Group:         sc.group,

@@ -167,7 +167,7 @@ func (s *Subscription) deadLetterEvent(d driver.Delivery, reason error) *Event {
 	} else {
 		dl.Data = m.Value
 	}
-	if dl.ID == "" || validMetadata(dl.ID, dl.ID) != nil {
+	if validID(dl.ID) != nil {
 		dl.ID = NewID()
 	}
 	if !utf8.ValidString(dl.Source) {

@@ -26,14 +26,21 @@ func (t EventType) Matches(p EventType) bool { return driver.Match(string(p), st
 // Event is one thing that happened, as publishers create it and handlers see
 // it.
 type Event struct {
-	// ID is unique and sorts by creation time (a UUIDv7). NewEvent sets it.
+	// ID is unique and sorts by creation time (a UUIDv7). NewEvent sets it,
+	// and Publish sets an empty one. An ID set by hand must be 1 to 256
+	// bytes of valid UTF-8 without control characters (Unicode Cc: U+0000
+	// to U+001F, U+007F to U+009F); Publish refuses any other with an error
+	// wrapping ErrInvalidEvent. Everything the rule allows (spaces, leading
+	// and trailing ones, '%', quotes, non-ASCII) arrives byte for byte on
+	// every transport, and distinct IDs stay distinct.
 	ID string
 	// Type says what happened.
 	Type EventType
 	// Source names the publishing service. Publish fills it from
 	// Config.Source when it is empty.
 	Source string
-	// Timestamp is when the event was created.
+	// Timestamp is when the event was created. Publish sets a zero one and
+	// refuses one outside the years 0000 to 9999 in UTC (RFC 3339).
 	Timestamp time.Time
 	// Data is the payload. Publishers set any value the codec can encode.
 	// Handlers should read it with Decode or Typed, which give the same
@@ -41,8 +48,12 @@ type Event struct {
 	// publisher's value itself (shared, to be treated as read-only); on
 	// Redis and NATS it is the encoded bytes (json.RawMessage for JSON).
 	Data any
-	// Metadata travels as transport headers. Keys are non-empty UTF-8
-	// strings.
+	// Metadata travels as transport headers. A key is 1 to 256 bytes of
+	// valid UTF-8 without control characters, as an ID; a value is any
+	// valid UTF-8, including CR, LF, tabs, leading and trailing spaces and
+	// the empty string. Publish refuses anything else with an error
+	// wrapping ErrInvalidEvent; what the rule allows arrives byte for byte
+	// on every transport (keys keep their case: "K" and "k" are two keys).
 	Metadata map[string]string
 
 	// Set on delivered events.

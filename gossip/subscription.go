@@ -124,6 +124,9 @@ func (s *Subscription) close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.settle.close()
 		s.closeErr = s.ds.Close(boundedContext(ctx, s.bus.cfg.DialTimeout))
+		if s.drops != nil {
+			s.drops.flush() // the driver reports no drop after Close
+		}
 	})
 	return s.closeErr
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // The names of the instruments Metrics records. The first four are the
-// OpenTelemetry messaging conventions'; the last three are gossip's own.
+// OpenTelemetry messaging conventions'; the last four are gossip's own.
 const (
 	MetricSentMessages      = "messaging.client.sent.messages"      // counter, {message}: events Publish tried to send
 	MetricConsumedMessages  = "messaging.client.consumed.messages"  // counter, {message}: deliveries handed to a handler
@@ -22,6 +22,7 @@ const (
 	MetricHandlerFailures   = "gossip.handler.failures"             // counter, {failure}: handler runs that failed
 	MetricHandlerRetries    = "gossip.handler.retries"              // counter, {retry}: failures the bus redelivers
 	MetricDeadLettered      = "gossip.dead_lettered"                // counter, {message}: failures the bus dead-letters
+	MetricDropped           = "gossip.dropped"                      // counter, {message}: events an at-most-once transport discarded for a slow subscription
 )
 
 // durationBuckets are the histogram bucket boundaries, in seconds, the
@@ -43,9 +44,15 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // counted either in gossip.handler.retries (the bus will redeliver the
 // event) or in gossip.dead_lettered (it will not: gossip.IsPermanent, or
 // the last attempt).
+//
+// gossip.dropped counts the events an at-most-once transport (NATS core
+// mode) discarded because a subscription could not keep up, with
+// messaging.system, messaging.destination.name set to the subscription's
+// pattern and messaging.consumer.group.name when it has a group.
 type Meter struct {
 	sent, consumed                  metric.Int64Counter
 	failures, retries, deadLettered metric.Int64Counter
+	dropped                         metric.Int64Counter
 	opDuration, processDuration     metric.Float64Histogram
 }
 
@@ -94,17 +101,34 @@ func Metrics(opts ...MetricsOption) *Meter {
 		failures:        counter(MetricHandlerFailures, "{failure}", "Number of handler runs that returned an error or panicked."),
 		retries:         counter(MetricHandlerRetries, "{retry}", "Number of failed deliveries the bus redelivers."),
 		deadLettered:    counter(MetricDeadLettered, "{message}", "Number of messages dead-lettered after a failure."),
+		dropped:         counter(MetricDropped, "{message}", "Number of messages the transport discarded because a subscription could not keep up."),
 		opDuration:      histogram(MetricOperationDuration, "Duration of messaging operation initiated by a producer or consumer client."),
 		processDuration: histogram(MetricProcessDuration, "Duration of processing operation."),
 	}
 }
 
 // Install measures b: it adds the handler middleware (Middleware) with
-// b.Use and the publish middleware (PublishMiddleware) with b.UsePublish.
-// Call it before Subscribe.
+// b.Use, the publish middleware (PublishMiddleware) with b.UsePublish and
+// the drop counter (DropObserver) with b.ObserveDrops. Call it before
+// Subscribe.
 func (m *Meter) Install(b *gossip.EventBus) {
 	b.Use(m.Middleware(b))
 	b.UsePublish(m.PublishMiddleware(b))
+	b.ObserveDrops(m.DropObserver(b))
+}
+
+// DropObserver returns the drop side of m for b: it counts in
+// gossip.dropped what b's transport discarded for a slow subscription.
+func (m *Meter) DropObserver(b *gossip.EventBus) gossip.DropObserver {
+	system := semconv.MessagingSystemKey.String(b.Transport())
+	return func(pattern gossip.EventType, group string, n int) {
+		attrs := make([]attribute.KeyValue, 0, 3)
+		attrs = append(attrs, system, semconv.MessagingDestinationName(string(pattern)))
+		if group != "" {
+			attrs = append(attrs, semconv.MessagingConsumerGroupName(group))
+		}
+		m.dropped.Add(context.Background(), int64(n), metric.WithAttributes(attrs...))
+	}
 }
 
 // PublishMiddleware returns the publish side of m for b: it counts the

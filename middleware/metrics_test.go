@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/gossip/driver"
 	"github.com/gossipbus/gossip/middleware"
 )
 
@@ -217,4 +219,68 @@ func ExampleMetrics() {
 	// Output:
 	// messaging.client.sent.messages 1
 	// messaging.client.consumed.messages 1
+}
+
+// droppingConn is an at-most-once transport as the test drives it: it
+// hands over each subscription's spec, whose Dropped the test calls as NATS
+// core does for a slow consumer.
+type droppingConn struct{ specs chan driver.SubscribeSpec }
+
+func (c *droppingConn) Name() string                                     { return "test" }
+func (c *droppingConn) Publish(context.Context, []*driver.Message) error { return nil }
+func (c *droppingConn) Close(context.Context) error                      { return nil }
+func (c *droppingConn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
+	c.specs <- spec
+	return &idleSubscription{ch: make(chan driver.Delivery)}, nil
+}
+
+type idleSubscription struct {
+	ch   chan driver.Delivery
+	once sync.Once
+}
+
+func (s *idleSubscription) Deliveries() <-chan driver.Delivery { return s.ch }
+func (s *idleSubscription) Stop(context.Context) error {
+	s.once.Do(func() { close(s.ch) })
+	return nil
+}
+func (s *idleSubscription) Close(context.Context) error { return nil }
+
+// What the transport drops is counted as gossip.dropped, per subscription
+// pattern and group.
+func TestMetricsCountsDrops(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	conn := &droppingConn{specs: make(chan driver.SubscribeSpec, 2)}
+	bus := newBus(t, &gossip.Config{Conn: conn})
+	middleware.Metrics(middleware.WithMeterProvider(mp)).Install(bus)
+
+	nop := func(context.Context, *gossip.Event) error { return nil }
+	_, err := bus.Subscribe("orders.*", nop, gossip.Group("billing"))
+	require.NoError(t, err)
+	grouped := <-conn.specs
+	_, err = bus.Subscribe("audit.>", nop)
+	require.NoError(t, err)
+	broadcast := <-conn.specs
+	grouped.Dropped(3)
+	grouped.Dropped(4)
+	broadcast.Dropped(2)
+
+	m := collected(t, reader)[middleware.MetricDropped]
+	assert.Equal(t, "{message}", m.Unit)
+	assert.NotEmpty(t, m.Description)
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	require.True(t, ok, "gossip.dropped is an int64 counter")
+	assert.True(t, sum.IsMonotonic)
+	got := map[string]int64{}
+	for _, dp := range sum.DataPoints {
+		sys, _ := dp.Attributes.Value("messaging.system")
+		assert.Equal(t, "test", sys.AsString())
+		dest, _ := dp.Attributes.Value("messaging.destination.name")
+		group, hasGroup := dp.Attributes.Value("messaging.consumer.group.name")
+		assert.Equal(t, hasGroup, dest.AsString() == "orders.*", "a group attribute only where the subscription has a group")
+		got[dest.AsString()+"/"+group.AsString()] += dp.Value
+	}
+	assert.Equal(t, map[string]int64{"orders.*/billing": 7, "audit.>/": 2}, got)
 }

@@ -9,9 +9,10 @@
 //
 // Events are handed over as the publisher's values, without encoding. Each
 // broadcast subscription has a bounded queue of gossip.Config.BufferSize
-// events, and so has each group, shared by its members; when the queues an
-// event must enter are full, Publish waits until there is room or its
-// context ends. Nothing is dropped and nothing survives the process.
+// events (allocated at Subscribe; at most 1,000,000), and so has each group,
+// shared by its members; when the queues an event must enter are full,
+// Publish waits until there is room or its context ends. Nothing is dropped
+// and nothing survives the process.
 //
 // A group outlives its members, as a durable transport's group does: while
 // it has none, events for it wait in its queue (BufferSize, set by the
@@ -368,6 +369,10 @@ func (m *member) Stop(ctx context.Context) error {
 
 func (m *member) Close(ctx context.Context) error { return m.Stop(ctx) }
 
+// maxBufferSize is the largest queue a subscription gets: the bound of
+// gossip.Config.BufferSize, which the queue allocates at Subscribe.
+const maxBufferSize = 1_000_000
+
 type conn struct {
 	broker *Broker
 	closed atomic.Bool
@@ -388,6 +393,10 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 func (c *conn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
 	if c.closed.Load() {
 		return nil, driver.ErrSubscriptionClosed
+	}
+	if spec.BufferSize > maxBufferSize {
+		// gossip.Config allows no more; a buffer is allocated whole here.
+		return nil, fmt.Errorf("memory: BufferSize %d is over %d", spec.BufferSize, maxBufferSize)
 	}
 	spec.BufferSize = max(spec.BufferSize, 1)
 	return c.broker.subscribe(spec), nil

@@ -31,6 +31,10 @@ import (
 // ContentType is datacontenttype, and Metadata holds everything else
 // (extensions, W3C trace context, user metadata).
 type Message struct {
+	// ID is 1 to 256 bytes of valid UTF-8 without control characters (gossip
+	// refuses other IDs at Publish). A driver carries it byte for byte,
+	// escaping on the wire what a header cannot hold, so that distinct IDs
+	// stay distinct (a transport deduplicating by ID must see them so).
 	ID          string
 	Type        string
 	Source      string
@@ -42,9 +46,12 @@ type Message struct {
 	Data  []byte
 	Value any
 
-	// Metadata travels as transport headers. Keys are non-empty UTF-8
-	// strings, values UTF-8 strings; a driver must round-trip any of them
-	// (escaping what its wire cannot carry as is).
+	// Metadata travels as transport headers. Keys are 1 to 256 bytes of
+	// valid UTF-8 without control characters, case-sensitive; values are
+	// any valid UTF-8 (CR, LF, tabs, outer spaces, empty). gossip refuses
+	// anything else at Publish; a driver must round-trip everything else
+	// byte for byte (escaping what its wire cannot carry as is). Delivered
+	// messages may hold what another producer wrote, outside the rule.
 	Metadata map[string]string
 }
 

@@ -8,9 +8,11 @@ import "strings"
 // secret=, nkey_seed=). It is the one redactor of gossip and its drivers.
 // It takes a URL, a comma-separated list of them ("nats://u:p@a,b:4222"),
 // or a driver name, and leaks nothing even where the URL does not parse:
-// a password may hold '/', '#', '?', '%' or ',' unencoded, so everything up
-// to the last '@' of a server is user information. (Where a query value
-// holds an '@', more than the password is masked: never less.)
+// a password may hold '/', '#', '?', '%', '@' or ',' unencoded, so
+// everything up to the last '@' of a server is user information. (Where a
+// query value holds an '@', more than the password is masked: never less;
+// where a secret query value holds the server's last '@', the whole server
+// is.) A secret query value ends at '&' or '#', as for any URL parser.
 func Redact(dsn string) string {
 	var out strings.Builder
 	for dsn != "" {
@@ -21,9 +23,11 @@ func Redact(dsn string) string {
 		}
 		out.WriteString(dsn[:i+3])
 		rest := dsn[i+3:]
-		end := len(rest) // the next URL of a list starts after a comma
+		// The next URL of a list starts after a comma, unless an '@' comes
+		// after that comma: then the comma is in user information.
+		end := len(rest)
 		if j := strings.Index(rest, "://"); j >= 0 {
-			if c := strings.LastIndexByte(rest[:j], ','); c >= 0 {
+			if c := strings.LastIndexByte(rest[:j], ','); c >= 0 && c > strings.LastIndexByte(rest[:j], '@') {
 				end = c + 1
 			}
 		}
@@ -49,23 +53,36 @@ func RedactError(dsn string, err error) string {
 func redactServer(s string) string {
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
-		return redactQuery(s)
+		return redactQuery(s, false)
 	}
 	user := s[:at]
-	if c := strings.IndexByte(user, ':'); c >= 0 && !strings.ContainsAny(user[:c], "/?#,@") {
+	if redactQuery(user, false) != user {
+		// A secret query parameter before the '@': the '@' may be part of
+		// its value, and what follows too.
+		return "xxxxx"
+	}
+	// Where a '?' comes before the '@', a query may have begun there: what
+	// follows the '@' is read as its parameters.
+	inQuery := strings.IndexByte(user, '?') >= 0
+	// The user name stays, unless it may be part of a secret: it holds
+	// what no user name holds, or an empty password may make it a token.
+	if c := strings.IndexByte(user, ':'); c >= 0 && c < len(user)-1 && !strings.ContainsAny(user[:c], "/?#,@") {
 		user = user[:c] + ":xxxxx"
 	} else {
 		user = "xxxxx"
 	}
-	return user + redactQuery(s[at:])
+	return user + "@" + redactQuery(s[at+1:], inQuery)
 }
 
 // redactQuery masks the values of query parameters that hold secrets
-// (password=, sentinel_password=, token=, ...) in "/path?query#fragment".
-func redactQuery(s string) string {
-	q := strings.IndexByte(s, '?')
-	if q < 0 {
-		return s
+// (password=, sentinel_password=, token=, ...) in "/path?query#fragment",
+// or in "query#fragment" when inQuery says the query began before s.
+func redactQuery(s string, inQuery bool) string {
+	q := -1
+	if !inQuery {
+		if q = strings.IndexByte(s, '?'); q < 0 {
+			return s
+		}
 	}
 	query, frag := s[q+1:], ""
 	if h := strings.IndexByte(query, '#'); h >= 0 {

@@ -345,6 +345,8 @@ func (s *suite) tests() []testCase {
 		{"PublishHonoursCancelledContext", s.testPublishCancelled},
 		{"InvalidTypesRejected", s.testInvalidTypes},
 		{"InvalidEventsRejected", s.testInvalidEvents},
+		{"HostileIDsAndMetadataRoundTrip", s.testHostileIDsAndMetadataRoundTrip},
+		{"OutsideTheIDAndMetadataRuleRefused", s.testOutsideTheRuleRefused},
 		{"EventTooLargeRejected", s.testTooLarge},
 		{"PoisonAcrossRestarts", s.testPoisonAcrossRestarts},
 		{"UnpublishableDeadLetterIsRepaired", s.testUnpublishableDeadLetter},

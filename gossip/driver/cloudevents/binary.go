@@ -230,6 +230,10 @@ func parseTime(p []string, m *driver.Message, name, v string) []string {
 	if err != nil {
 		return append(p, fmt.Sprintf("%s %q is not RFC 3339", name, v))
 	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		// Encode writes UTC, which RFC 3339 cannot hold for this time.
+		return append(p, fmt.Sprintf("%s %q is outside the years 0000 to 9999 in UTC", name, v))
+	}
 	m.Time = t
 	return p
 }
@@ -256,8 +260,11 @@ func setMeta(m *driver.Message, k, v string) {
 	m.Metadata[k] = v
 }
 
+// hasPrefixFold reports whether s starts with prefix in any case. s may be
+// the prefix alone: the name of an empty metadata key, which only another
+// producer writes (Publish refuses it) but which must read back as it was.
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) > len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // EscapeValue percent-encodes '%', '"' and every byte outside printable

@@ -233,3 +233,31 @@ func TestTypeIsTheTransports(t *testing.T) {
 	_, err = fields.DecodeStructured("a.b", payload)
 	assert.ErrorIs(t, err, cloudevents.ErrNotCloudEvent)
 }
+
+// Structured mode carries JSON data byte for byte: not compacted, not
+// HTML-escaped, whatever the JSON holds.
+func TestStructuredKeepsJSONDataBytes(t *testing.T) {
+	for _, data := range []string{`{"h":"<b>&amp;</b>"}`, `{ "x" : 1,  "y":[ 1, 2 ] }`, `"\u003c"`, "[\n  1\n]", `"\u2028"`} {
+		m := &driver.Message{ID: "1", Type: "a.b", Source: "s", ContentType: "application/json", Data: []byte(data)}
+		payload, err := cloudevents.EncodeStructured(m)
+		require.NoError(t, err)
+		assert.Contains(t, string(payload), `"data":`+data, "the data as it was")
+		got, err := headers.DecodeStructured("a.b", payload)
+		require.NoError(t, err)
+		assert.Equal(t, data, string(got.Data))
+	}
+	// What a decoder would trim or read as another content type goes as
+	// base64, and comes back the same.
+	for _, m := range []*driver.Message{
+		{ID: "1", Type: "a.b", ContentType: "application/json", Data: []byte(" 1 ")},
+		{ID: "2", Type: "a.b", Data: []byte(`{"a":1}`)},
+	} {
+		payload, err := cloudevents.EncodeStructured(m)
+		require.NoError(t, err)
+		assert.Contains(t, string(payload), `"data_base64":`)
+		got, err := headers.DecodeStructured("a.b", payload)
+		require.NoError(t, err)
+		assert.Equal(t, m.Data, got.Data)
+		assert.Equal(t, m.ContentType, got.ContentType)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -22,7 +23,6 @@ type structured struct {
 	Source          string            `json:"source"`
 	Time            string            `json:"time,omitempty"`
 	DataContentType string            `json:"datacontenttype,omitempty"`
-	Data            json.RawMessage   `json:"data,omitempty"`
 	DataBase64      string            `json:"data_base64,omitempty"`
 	TraceParent     string            `json:"traceparent,omitempty"`
 	TraceState      string            `json:"tracestate,omitempty"`
@@ -31,16 +31,19 @@ type structured struct {
 }
 
 // EncodeStructured returns m as a JSON structured-mode CloudEvent: data as
-// JSON when the content type is JSON (or empty) and the bytes are valid
-// JSON, else as data_base64.
+// JSON, byte for byte as it is, when the content type is JSON and the bytes
+// are valid JSON without outer white space; else as data_base64.
 func EncodeStructured(m *driver.Message) ([]byte, error) {
 	ce := structured{SpecVersion: SpecVersion, ID: m.ID, Type: m.Type, Source: m.Source, DataContentType: m.ContentType}
 	if !m.Time.IsZero() {
 		ce.Time = m.Time.UTC().Format(time.RFC3339Nano)
 	}
+	var data []byte // spliced in as it is: json.Marshal would compact and HTML-escape it
 	if len(m.Data) > 0 {
-		if isJSON(m.ContentType) && json.Valid(m.Data) {
-			ce.Data = m.Data
+		// An empty content type would read back as JSON: such bytes go as
+		// base64, as do bytes the decoder would trim.
+		if m.ContentType != "" && isJSON(m.ContentType) && json.Valid(m.Data) && len(bytes.TrimSpace(m.Data)) == len(m.Data) {
+			data = m.Data
 		} else {
 			ce.DataBase64 = base64.StdEncoding.EncodeToString(m.Data)
 		}
@@ -60,7 +63,18 @@ func EncodeStructured(m *driver.Message) ([]byte, error) {
 			ce.Metadata[k] = v
 		}
 	}
-	return json.Marshal(&ce)
+	var buf bytes.Buffer
+	buf.Grow(256 + len(data) + len(ce.DataBase64))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&ce); err != nil {
+		return nil, err
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("}\n"))
+	if data != nil {
+		out = append(append(out, `,"data":`...), data...)
+	}
+	return append(out, '}'), nil
 }
 
 // DecodeStructured reads payload, a JSON structured-mode CloudEvent, as an
@@ -131,14 +145,29 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 // jsonString is the string a JSON value holds, or the value's JSON text
 // when it is no string.
 func jsonString(raw json.RawMessage) string {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return string(raw[1 : n-1])
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
-		return string(raw)
+		return validUTF8(raw)
 	}
 	return s
+}
+
+// validUTF8 is b with each byte that is not UTF-8 made U+FFFD, as
+// encoding/json reads and writes strings.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var s strings.Builder
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		s.WriteRune(r)
+		b = b[n:]
+	}
+	return s.String()
 }
 
 // isJSON reports whether a datacontenttype is JSON ("application/json",
