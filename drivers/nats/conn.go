@@ -65,6 +65,12 @@ func open(ctx context.Context, dsn string, dopts driver.Options, opts ...Option)
 		return nil, err
 	}
 	c, err := newConn(nc, cfg, true)
+	if err == nil && cfg.mode == ModeJetStream {
+		// What only the server can check (the stream's replicas on this
+		// server, its limits, the account's JetStream) fails here, not at
+		// the first Publish.
+		err = c.ensureStream(ctx)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -79,19 +85,23 @@ const dialAttempts = 3
 var dialBackoff = driver.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
 // dial connects, retrying a few times within ctx's deadline; a refused
-// authorization is not retried.
+// authorization is not retried. ctx's deadline bounds the whole of it: each
+// attempt shares what is left among the servers of the list, since nats.go
+// tries them one after the other, each with its own timeout for the dial
+// and the handshake.
 func dial(ctx context.Context, servers string, opts []natsgo.Option) (*natsgo.Conn, error) {
+	n := time.Duration(strings.Count(servers, ",") + 1)
 	var err error
 	for attempt := 1; ; attempt++ {
-		timeout := 5 * time.Second
+		left := 5 * time.Second * n
 		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, time.Until(dl))
+			left = min(left, time.Until(dl))
 		}
-		if timeout <= 0 || ctx.Err() != nil {
+		if left <= 0 || ctx.Err() != nil {
 			err = cmp.Or(err, ctx.Err(), context.DeadlineExceeded)
 			break
 		}
-		nc, cerr := natsgo.Connect(servers, append(opts, natsgo.Timeout(timeout))...)
+		nc, cerr := natsgo.Connect(servers, append(opts, natsgo.Timeout(max(left/n, time.Millisecond)))...)
 		if cerr == nil {
 			return nc, nil
 		}

@@ -52,6 +52,7 @@ type config struct {
 	inactiveThreshold time.Duration
 	syncAck           bool   // DoubleAck each delivery (ack=sync)
 	asyncFlush        bool   // core mode: no flush per Publish (flush=async)
+	pendingBytes      int    // core mode: bytes a subscription holds in the client
 	name              string // the client name; Options.Source when empty
 	tlsCert           string // PEM files of the URL's tls_cert and tls_key
 	tlsKey            string
@@ -71,6 +72,7 @@ func defaultConfig() config {
 		maxMsgs:           -1,
 		duplicates:        2 * time.Minute,
 		inactiveThreshold: 10 * time.Minute,
+		pendingBytes:      DefaultPendingBytes,
 	}
 }
 
@@ -152,11 +154,59 @@ func AsyncAck() Option { return func(c *config) { c.syncAck = false } }
 // URL: "flush=async".
 func AsyncFlush() Option { return func(c *config) { c.asyncFlush = true } }
 
+// DefaultPendingBytes is how many bytes of messages a core-mode
+// subscription holds in the client, waiting for its handlers, by default.
+const DefaultPendingBytes = 64 << 20
+
+// PendingBytes bounds the bytes of messages a core-mode subscription holds
+// in the client waiting for its handlers (default DefaultPendingBytes, 64
+// MiB); its message count is bounded by gossip's BufferSize. What arrives
+// beyond either bound is dropped (core NATS is at-most-once), counted in
+// Subscription.Dropped and logged. URL: "pending_bytes".
+func PendingBytes(n int) Option { return func(c *config) { c.pendingBytes = n } }
+
 // NATSOptions are passed to nats.Connect when the driver opens the
 // connection itself (Open). Use them for NKeys, credentials, TLS and
 // callbacks.
 func NATSOptions(opts ...natsgo.Option) Option {
 	return func(c *config) { c.natsOptions = append(c.natsOptions, opts...) }
+}
+
+// ErrBadOption is wrapped by Open's, Connect's and New's errors about a
+// setting out of its range (see the table in docs/drivers/nats.md).
+var ErrBadOption = errors.New("nats: bad option")
+
+// maxReplicas is JetStream's largest replica count.
+const maxReplicas = 5
+
+// ranges checks each numeric setting against its documented range; the
+// error names the URL parameter (which the typed Option of the same meaning
+// shares) and the range.
+func (c *config) ranges() error {
+	bad := func(name string, v any, want string) error {
+		return fmt.Errorf("%w: %s=%v is out of range: want %s", ErrBadOption, name, v, want)
+	}
+	switch {
+	case c.replicas < 1 || c.replicas > maxReplicas:
+		return bad("replicas", c.replicas, "1 to 5")
+	case c.maxAge < 0:
+		return bad("max_age", c.maxAge, "0 (forever) or a positive duration")
+	case c.maxBytes == 0 || c.maxBytes < -1:
+		return bad("max_bytes", c.maxBytes, "-1 (unlimited) or at least 1")
+	case c.maxMsgs == 0 || c.maxMsgs < -1:
+		return bad("max_msgs", c.maxMsgs, "-1 (unlimited) or at least 1")
+	case c.duplicates <= 0:
+		return bad("duplicates", c.duplicates, "a positive duration")
+	case c.maxAge > 0 && c.duplicates > c.maxAge:
+		return bad("duplicates", c.duplicates, fmt.Sprintf("at most max_age (%v)", c.maxAge))
+	case c.maxAckPending < -1:
+		return bad("max_ack_pending", c.maxAckPending, "-1 (unlimited), 0 (the server's default) or at least 1")
+	case c.inactiveThreshold <= 0:
+		return bad("inactive_threshold", c.inactiveThreshold, "a positive duration")
+	case c.pendingBytes < 1:
+		return bad("pending_bytes", c.pendingBytes, "at least 1")
+	}
+	return nil
 }
 
 // validate checks the settings and fills in the derived ones (the stream
@@ -179,7 +229,9 @@ func (c *config) validate() error {
 	if strings.ContainsAny(c.stream, ". *>/\\\t\r\n") {
 		return fmt.Errorf("nats: bad stream name %q: it may not hold '.', '*', '>', path separators or spaces", c.stream)
 	}
-	c.replicas = max(c.replicas, 1)
+	if err := c.ranges(); err != nil {
+		return err
+	}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -209,6 +261,7 @@ var params = map[string]setter{
 	"inactive_threshold": parsed(time.ParseDuration, InactiveThreshold),
 	"max_bytes":          parsed(parseInt64, MaxBytes),
 	"max_msgs":           parsed(parseInt64, MaxMsgs),
+	"pending_bytes":      parsed(strconv.Atoi, PendingBytes),
 	"ack":                oneOf(map[string]Option{"sync": SyncAck(), "async": AsyncAck()}),
 	"flush":              oneOf(map[string]Option{"sync": func(c *config) { c.asyncFlush = false }, "async": AsyncFlush()}),
 	"name":               parsed(asIs, func(v string) Option { return func(c *config) { c.name = v } }),

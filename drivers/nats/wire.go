@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"fmt"
 	"strings"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -64,4 +65,20 @@ func decodeMessage(typ string, h natsgo.Header, data []byte) (*driver.Message, e
 		}
 	}
 	return d.Message()
+}
+
+// decode reads a message that arrived on subject. A subject that names no
+// valid event type (another producer's "a$b" under a wildcard) is an
+// unreadable message, dead-lettered with the reason.
+func (c *Conn) decode(subject string, h natsgo.Header, data []byte) (*driver.Message, error) {
+	typ := c.eventType(subject)
+	m, err := decodeMessage(typ, h, data)
+	if terr := driver.ValidateType(typ); terr != nil {
+		reason := fmt.Sprintf("subject %q names no valid event type: %v", subject, terr)
+		if err != nil {
+			reason += "; " + err.Error()
+		}
+		err = fmt.Errorf("%w: %s", driver.ErrUnreadable, reason)
+	}
+	return m, err
 }
