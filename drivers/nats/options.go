@@ -317,7 +317,9 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 			s = "nats://" + s
 		}
 		if _, err := url.Parse(s); err != nil {
-			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(s), driver.RedactError(s, errors.Unwrap(err)))
+			// A password may hold an unencoded ',' that cut the list in the
+			// middle of it: what may quote the URL is decided on the whole.
+			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(servers), driver.RedactError(servers, errors.Unwrap(err)))
 		}
 	}
 	q, err := url.ParseQuery(query)

@@ -53,7 +53,8 @@ func TestParseURL(t *testing.T) {
 // A server URL that does not parse is an error that quotes none of its
 // password, however the password is written.
 func TestUnparsableURLHidesThePassword(t *testing.T) {
-	for _, dsn := range []string{"nats://u:s3cr/et@a:4222", "nats://u:s3cr%zzet@a:4222", "nats://a:4222,u:s3cr#et@b:4222", "nats://u:s3cr et@a:4222"} {
+	for _, dsn := range []string{"nats://u:s3cr/et@a:4222", "nats://u:s3cr%zzet@a:4222", "nats://a:4222,u:s3cr#et@b:4222", "nats://u:s3cr et@a:4222",
+		"nats://u:s3cr%2Fet,x@a:4222", "nats://a:4222,u:s3cr,et@b:4222"} {
 		cfg := defaultConfig()
 		_, err := parseURL(dsn, &cfg)
 		require.ErrorIs(t, err, ErrBadURL, dsn)
