@@ -300,6 +300,9 @@ func asIs(s string) (string, error) { return s, nil }
 
 func parseInt64(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
 
+// encodeHint says how to write a password that does not parse.
+const encodeHint = "a password must have '/', '#', '?', '%', ',' and '@' percent-encoded"
+
 // parseURL applies the settings of dsn's query to cfg and returns the server
 // list nats.Connect takes.
 func parseURL(dsn string, cfg *config) (servers string, err error) {
@@ -307,6 +310,10 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 		return DefaultURL, nil
 	}
 	servers, query, _ := strings.Cut(dsn, "?")
+	if strings.Contains(query, "@") {
+		// A password with an unencoded '?' put the rest of it in the query.
+		return "", fmt.Errorf("%w %q: an '@' after the '?' (%s; a query value its '@')", ErrBadURL, driver.Redact(dsn), encodeHint)
+	}
 	servers = strings.TrimSuffix(servers, "/")
 	if servers == "" || strings.HasSuffix(servers, "://") {
 		servers = DefaultURL
@@ -316,10 +323,16 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 		if !strings.Contains(s, "://") {
 			s = "nats://" + s
 		}
-		if _, err := url.Parse(s); err != nil {
+		u, err := url.Parse(s)
+		if err != nil {
 			// A password may hold an unencoded ',' that cut the list in the
 			// middle of it: what may quote the URL is decided on the whole.
 			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(servers), driver.RedactError(servers, errors.Unwrap(err)))
+		}
+		if u.Path != "" && u.Path != "/" || u.Fragment != "" {
+			// "u:1234/x@host" parses as host "u:1234": the password went
+			// into the host; never quote it.
+			return "", fmt.Errorf("%w %q: a NATS server URL has no path or fragment (%s)", ErrBadURL, driver.Redact(servers), encodeHint)
 		}
 	}
 	q, err := url.ParseQuery(query)
