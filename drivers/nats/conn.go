@@ -31,9 +31,12 @@ type Driver struct{}
 // Parameters: mode (jetstream|core), prefix (alias stream_prefix), stream,
 // create_stream, replicas, storage (file|memory), max_age, max_bytes,
 // max_msgs, duplicates, max_ack_pending, inactive_threshold, ack
-// (async|sync), flush (sync|async, core mode), name (the client name), creds
-// (a credentials file), nkey (an NKey seed file), tls_ca, tls_cert, tls_key
-// (PEM files). It honours ctx's deadline.
+// (async|sync), flush (sync|async, core mode), pending_bytes (core mode),
+// name (the client name), creds (a credentials file), nkey (an NKey seed
+// file), tls_ca, tls_cert, tls_key (PEM files). A numeric setting out of its
+// range is an error wrapping ErrBadOption; in JetStream mode the stream is
+// checked (and made) before Open returns. ctx's deadline bounds all of it:
+// every server of the list, the handshake and the stream check.
 func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
 	return open(ctx, dsn, opts)
 }
