@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,7 @@ func open(ctx context.Context, dsn string, dopts driver.Options, opts ...Option)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	nopts := []natsgo.Option{natsgo.MaxReconnects(-1)}
+	nopts := []natsgo.Option{natsgo.MaxReconnects(-1), natsgo.ErrorHandler(logAsyncError(cfg.logger))}
 	if name := cmp.Or(cfg.name, dopts.Source); name != "" {
 		nopts = append(nopts, natsgo.Name(name))
 	}
@@ -79,6 +80,23 @@ func open(ctx context.Context, dsn string, dopts driver.Options, opts ...Option)
 		return nil, err
 	}
 	return c, nil
+}
+
+// logAsyncError logs nats.go's asynchronous errors through the bus's
+// logger instead of nats.go's default, standard error. A slow consumer's
+// drops are not logged here: the subscription reports them to gossip, which
+// counts and logs them.
+func logAsyncError(log *slog.Logger) natsgo.ErrHandler {
+	return func(_ *natsgo.Conn, sub *natsgo.Subscription, err error) {
+		if errors.Is(err, natsgo.ErrSlowConsumer) {
+			return
+		}
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		log.Warn("nats: asynchronous error", "subject", subject, "error", err)
+	}
 }
 
 // dialAttempts is how many times dial tries within ctx's deadline, waiting

@@ -89,4 +89,5 @@ func TestCoreSlowConsumerIsBoundedAndReportsDrops(t *testing.T) {
 	assert.Greater(t, sub.Dropped(), uint64(0), "dropped")
 	assert.Equal(t, int64(n), handled.Load()+int64(sub.Dropped()), "every event is handled or counted as dropped")
 	assert.GreaterOrEqual(t, logs.count("WARN gossip: the transport dropped events"), 1, "a warning says so")
+	assert.LessOrEqual(t, logs.count("dropped"), 2, "not a line per drop")
 }
