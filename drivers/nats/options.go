@@ -70,11 +70,14 @@ func defaultConfig() config {
 		maxAge:            7 * 24 * time.Hour,
 		maxBytes:          -1,
 		maxMsgs:           -1,
-		duplicates:        2 * time.Minute,
+		duplicates:        defaultDuplicates,
 		inactiveThreshold: 10 * time.Minute,
 		pendingBytes:      DefaultPendingBytes,
 	}
 }
+
+// defaultDuplicates is the default duplicate window.
+const defaultDuplicates = 2 * time.Minute
 
 // Option configures a connection made by New or Open.
 type Option func(*config)
@@ -118,7 +121,8 @@ func MaxBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
 func MaxMsgs(n int64) Option { return func(c *config) { c.maxMsgs = n } }
 
 // DuplicateWindow is how long JetStream remembers published event IDs to
-// drop a retried publish (default 2 minutes). URL: "duplicates".
+// drop a retried publish (default 2 minutes, or MaxAge when that is
+// shorter); at most MaxAge. URL: "duplicates".
 func DuplicateWindow(d time.Duration) Option { return func(c *config) { c.duplicates = d } }
 
 // MaxAckPending bounds the unacknowledged deliveries of a group consumer the
@@ -228,6 +232,9 @@ func (c *config) validate() error {
 	}
 	if strings.ContainsAny(c.stream, ". *>/\\\t\r\n") {
 		return fmt.Errorf("nats: bad stream name %q: it may not hold '.', '*', '>', path separators or spaces", c.stream)
+	}
+	if c.maxAge > 0 && c.maxAge < c.duplicates && c.duplicates == defaultDuplicates {
+		c.duplicates = c.maxAge // JetStream's window may not outlast the events
 	}
 	if err := c.ranges(); err != nil {
 		return err
