@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,12 @@ type Driver struct{}
 // Parameters: mode (jetstream|core), prefix (alias stream_prefix), stream,
 // create_stream, replicas, storage (file|memory), max_age, max_bytes,
 // max_msgs, duplicates, max_ack_pending, inactive_threshold, ack
-// (async|sync), flush (sync|async, core mode), name (the client name), creds
-// (a credentials file), nkey (an NKey seed file), tls_ca, tls_cert, tls_key
-// (PEM files). It honours ctx's deadline.
+// (async|sync), flush (sync|async, core mode), pending_bytes (core mode),
+// name (the client name), creds (a credentials file), nkey (an NKey seed
+// file), tls_ca, tls_cert, tls_key (PEM files). A numeric setting out of its
+// range is an error wrapping ErrBadOption; in JetStream mode the stream is
+// checked (and made) before Open returns. ctx's deadline bounds all of it:
+// every server of the list, the handshake and the stream check.
 func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
 	return open(ctx, dsn, opts)
 }
@@ -56,7 +60,7 @@ func open(ctx context.Context, dsn string, dopts driver.Options, opts ...Option)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	nopts := []natsgo.Option{natsgo.MaxReconnects(-1)}
+	nopts := []natsgo.Option{natsgo.MaxReconnects(-1), natsgo.ErrorHandler(logAsyncError(cfg.logger))}
 	if name := cmp.Or(cfg.name, dopts.Source); name != "" {
 		nopts = append(nopts, natsgo.Name(name))
 	}
@@ -65,11 +69,34 @@ func open(ctx context.Context, dsn string, dopts driver.Options, opts ...Option)
 		return nil, err
 	}
 	c, err := newConn(nc, cfg, true)
+	if err == nil && cfg.mode == ModeJetStream {
+		// What only the server can check (the stream's replicas on this
+		// server, its limits, the account's JetStream) fails here, not at
+		// the first Publish.
+		err = c.ensureStream(ctx)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// logAsyncError logs nats.go's asynchronous errors through the bus's
+// logger instead of nats.go's default, standard error. A slow consumer's
+// drops are not logged here: the subscription reports them to gossip, which
+// counts and logs them.
+func logAsyncError(log *slog.Logger) natsgo.ErrHandler {
+	return func(_ *natsgo.Conn, sub *natsgo.Subscription, err error) {
+		if errors.Is(err, natsgo.ErrSlowConsumer) {
+			return
+		}
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		log.Warn("nats: asynchronous error", "subject", subject, "error", err)
+	}
 }
 
 // dialAttempts is how many times dial tries within ctx's deadline, waiting
@@ -79,19 +106,23 @@ const dialAttempts = 3
 var dialBackoff = driver.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
 // dial connects, retrying a few times within ctx's deadline; a refused
-// authorization is not retried.
+// authorization is not retried. ctx's deadline bounds the whole of it: each
+// attempt shares what is left among the servers of the list, since nats.go
+// tries them one after the other, each with its own timeout for the dial
+// and the handshake.
 func dial(ctx context.Context, servers string, opts []natsgo.Option) (*natsgo.Conn, error) {
+	n := time.Duration(strings.Count(servers, ",") + 1)
 	var err error
 	for attempt := 1; ; attempt++ {
-		timeout := 5 * time.Second
+		left := 5 * time.Second * n
 		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, time.Until(dl))
+			left = min(left, time.Until(dl))
 		}
-		if timeout <= 0 || ctx.Err() != nil {
+		if left <= 0 || ctx.Err() != nil {
 			err = cmp.Or(err, ctx.Err(), context.DeadlineExceeded)
 			break
 		}
-		nc, cerr := natsgo.Connect(servers, append(opts, natsgo.Timeout(timeout))...)
+		nc, cerr := natsgo.Connect(servers, append(opts, natsgo.Timeout(max(left/n, time.Millisecond)))...)
 		if cerr == nil {
 			return nc, nil
 		}

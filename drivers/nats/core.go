@@ -38,9 +38,11 @@ func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 // coreSub is a plain NATS subscription (a queue subscription for a group).
 // It settles nothing: gossip redelivers failed events in process.
 type coreSub struct {
-	c   *Conn
-	sub *natsgo.Subscription
-	ch  chan driver.Delivery
+	c       *Conn
+	sub     *natsgo.Subscription
+	ch      chan driver.Delivery
+	dropped func(n int) // SubscribeSpec.Dropped
+	lost    int         // the drops reported so far (nats.go's count)
 
 	stopping chan struct{} // closed by Stop: a blocked hand-over gives up
 	mu       sync.RWMutex  // the callback holds it shared; Stop takes it to close ch
@@ -49,7 +51,10 @@ type coreSub struct {
 }
 
 func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
-	s := &coreSub{c: c, ch: make(chan driver.Delivery, spec.BufferSize), stopping: make(chan struct{})}
+	s := &coreSub{c: c, ch: make(chan driver.Delivery, spec.BufferSize), stopping: make(chan struct{}), dropped: spec.Dropped}
+	if s.dropped == nil {
+		s.dropped = func(int) {}
+	}
 	subject := c.Subject(spec.Pattern)
 	var err error
 	if spec.Group == "" {
@@ -60,9 +65,13 @@ func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (dr
 	if err != nil {
 		return nil, fmt.Errorf("nats: subscribe %s: %w", subject, err)
 	}
-	// Messages the handlers cannot keep up with wait in the client; no
-	// limit, so that none is dropped as a slow consumer.
-	_ = s.sub.SetPendingLimits(-1, -1)
+	// Messages the handlers cannot keep up with wait in the client, up to
+	// BufferSize messages and PendingBytes bytes; nats.go drops what comes
+	// beyond (a slow consumer), and handOver reports the count.
+	if err := s.sub.SetPendingLimits(spec.BufferSize, c.cfg.pendingBytes); err != nil {
+		_ = s.sub.Unsubscribe()
+		return nil, fmt.Errorf("nats: subscribe %s: pending limits: %w", subject, err)
+	}
 	// Subscribe is live once the server has the interest.
 	fctx, cancel := withDeadline(ctx)
 	defer cancel()
@@ -75,9 +84,12 @@ func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (dr
 
 // handOver runs on the subscription's goroutine, one message at a time: it
 // waits for room in the Deliveries channel, so a slow handler holds the
-// rest in the client's pending queue.
+// rest in the client's pending queue, where nats.go drops what is over its
+// limits. Each drop happens while messages wait in that queue, so the
+// handOver of one of them reports it.
 func (s *coreSub) handOver(msg *natsgo.Msg) {
-	m, err := decodeMessage(s.c.eventType(msg.Subject), msg.Header, msg.Data)
+	s.reportDrops()
+	m, err := s.c.decode(msg.Subject, msg.Header, msg.Data)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.stopped {
@@ -86,6 +98,15 @@ func (s *coreSub) handOver(msg *natsgo.Msg) {
 	select {
 	case s.ch <- driver.Delivery{Message: m, Err: err, Attempt: 1}:
 	case <-s.stopping:
+	}
+}
+
+// reportDrops tells gossip how many messages nats.go dropped since the last
+// report. Only the subscription's goroutine calls it.
+func (s *coreSub) reportDrops() {
+	if n, err := s.sub.Dropped(); err == nil && n > s.lost {
+		s.dropped(n - s.lost)
+		s.lost = n
 	}
 }
 

@@ -17,8 +17,8 @@
 // at-least-once, and a group's position survives restarts. The connection's
 // prefix (default "gossip") is a namespace: event type "user.created"
 // travels on subject "<prefix>.user.created", and one stream, named after
-// the prefix, captures "<prefix>.>". The driver creates the stream on first
-// use when it is missing, and uses an existing one as it is, so an operator
+// the prefix, captures "<prefix>.>". The driver creates the stream when
+// the bus opens if it is missing, and uses an existing one as it is, so an operator
 // can create it beforehand with the limits and replicas they want.
 //
 // A group is a durable consumer named "<group>_<hash of the pattern>",
@@ -45,7 +45,17 @@
 // and nothing is stored: at-most-once, failed events are redelivered in
 // process, and an event published while a group is away is gone. Publish
 // flushes (the server has read the events when it returns); with
-// flush=async it returns once nats.go has taken them.
+// flush=async it returns once nats.go has taken them. A slow subscription
+// holds at most gossip.Config.BufferSize messages and PendingBytes bytes in
+// the client; what arrives beyond is dropped, counted in
+// Subscription.Dropped and logged.
+//
+// # Security
+//
+// Credentials and TLS come from the URL: "nats://user:pass@host" (the
+// password percent-encoded), "nats://token@host", and the parameters nkey
+// (an NKey seed file), creds (a JWT credentials file), tls_ca, tls_cert and
+// tls_key (PEM files). No error or log line holds a password, token or seed.
 //
 // # Wire format
 //

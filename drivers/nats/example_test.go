@@ -3,6 +3,7 @@ package nats_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -91,4 +92,24 @@ func ExampleNew() {
 	defer bus.Shutdown(context.Background())
 	fmt.Println(conn.(*natsdriver.Conn).Subject("order.placed"), conn.(*natsdriver.Conn).Stream())
 	// Output: orders.order.placed orders
+}
+
+// Credentials and TLS come from the URL: no hand-built *nats.Conn is
+// needed for a private CA, a client certificate or a credentials file. (Not
+// run: it needs such a server.)
+func ExampleDriver_Open_security() {
+	q := url.Values{
+		"creds":    {"/etc/order-service/user.creds"},
+		"tls_ca":   {"/etc/order-service/ca.pem"},
+		"tls_cert": {"/etc/order-service/client.pem"},
+		"tls_key":  {"/etc/order-service/client-key.pem"},
+	}
+	// A password goes percent-encoded: url.UserPassword does it.
+	u := url.URL{Scheme: "nats", User: url.UserPassword("orders", "TOPSECRET/pw#1?%"), Host: "nats.internal:4222", RawQuery: q.Encode()}
+	bus, err := gossip.NewEventBus(&gossip.Config{Driver: u.String(), Source: "order-service", DialTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Println(err) // names the server, never the password
+		return
+	}
+	defer bus.Shutdown(context.Background())
 }

@@ -68,7 +68,8 @@ func (c *Conn) ensureStream(ctx context.Context) error {
 			Duplicates:  c.cfg.duplicates,
 		})
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return fmt.Errorf("nats: create stream %s: %w", c.cfg.stream, err)
+			return fmt.Errorf("nats: create stream %s (replicas=%d, max_age=%v, duplicates=%v): %w",
+				c.cfg.stream, c.cfg.replicas, c.cfg.maxAge, c.cfg.duplicates, err)
 		}
 	default:
 		return fmt.Errorf("nats: look up stream %s: %w", c.cfg.stream, err)
@@ -339,7 +340,7 @@ func (s *jsSub) remakeIfGone() {
 // back to the server at once for another member.
 func (s *jsSub) handOver(msg jetstream.Msg) {
 	if s.stopping.Err() == nil {
-		m, err := decodeMessage(s.c.eventType(msg.Subject()), msg.Headers(), msg.Data())
+		m, err := s.c.decode(msg.Subject(), msg.Headers(), msg.Data())
 		d := driver.Delivery{Message: m, Err: err, Attempt: 1, Token: msg}
 		if md, err := msg.Metadata(); err == nil {
 			d.Attempt = int(md.NumDelivered)

@@ -52,6 +52,7 @@ type config struct {
 	inactiveThreshold time.Duration
 	syncAck           bool   // DoubleAck each delivery (ack=sync)
 	asyncFlush        bool   // core mode: no flush per Publish (flush=async)
+	pendingBytes      int    // core mode: bytes a subscription holds in the client
 	name              string // the client name; Options.Source when empty
 	tlsCert           string // PEM files of the URL's tls_cert and tls_key
 	tlsKey            string
@@ -69,10 +70,14 @@ func defaultConfig() config {
 		maxAge:            7 * 24 * time.Hour,
 		maxBytes:          -1,
 		maxMsgs:           -1,
-		duplicates:        2 * time.Minute,
+		duplicates:        defaultDuplicates,
 		inactiveThreshold: 10 * time.Minute,
+		pendingBytes:      DefaultPendingBytes,
 	}
 }
+
+// defaultDuplicates is the default duplicate window.
+const defaultDuplicates = 2 * time.Minute
 
 // Option configures a connection made by New or Open.
 type Option func(*config)
@@ -116,7 +121,8 @@ func MaxBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
 func MaxMsgs(n int64) Option { return func(c *config) { c.maxMsgs = n } }
 
 // DuplicateWindow is how long JetStream remembers published event IDs to
-// drop a retried publish (default 2 minutes). URL: "duplicates".
+// drop a retried publish (default 2 minutes, or MaxAge when that is
+// shorter); at most MaxAge. URL: "duplicates".
 func DuplicateWindow(d time.Duration) Option { return func(c *config) { c.duplicates = d } }
 
 // MaxAckPending bounds the unacknowledged deliveries of a group consumer the
@@ -152,11 +158,59 @@ func AsyncAck() Option { return func(c *config) { c.syncAck = false } }
 // URL: "flush=async".
 func AsyncFlush() Option { return func(c *config) { c.asyncFlush = true } }
 
+// DefaultPendingBytes is how many bytes of messages a core-mode
+// subscription holds in the client, waiting for its handlers, by default.
+const DefaultPendingBytes = 64 << 20
+
+// PendingBytes bounds the bytes of messages a core-mode subscription holds
+// in the client waiting for its handlers (default DefaultPendingBytes, 64
+// MiB); its message count is bounded by gossip's BufferSize. What arrives
+// beyond either bound is dropped (core NATS is at-most-once), counted in
+// Subscription.Dropped and logged. URL: "pending_bytes".
+func PendingBytes(n int) Option { return func(c *config) { c.pendingBytes = n } }
+
 // NATSOptions are passed to nats.Connect when the driver opens the
 // connection itself (Open). Use them for NKeys, credentials, TLS and
 // callbacks.
 func NATSOptions(opts ...natsgo.Option) Option {
 	return func(c *config) { c.natsOptions = append(c.natsOptions, opts...) }
+}
+
+// ErrBadOption is wrapped by Open's, Connect's and New's errors about a
+// setting out of its range (see the table in docs/drivers/nats.md).
+var ErrBadOption = errors.New("nats: bad option")
+
+// maxReplicas is JetStream's largest replica count.
+const maxReplicas = 5
+
+// ranges checks each numeric setting against its documented range; the
+// error names the URL parameter (which the typed Option of the same meaning
+// shares) and the range.
+func (c *config) ranges() error {
+	bad := func(name string, v any, want string) error {
+		return fmt.Errorf("%w: %s=%v is out of range: want %s", ErrBadOption, name, v, want)
+	}
+	switch {
+	case c.replicas < 1 || c.replicas > maxReplicas:
+		return bad("replicas", c.replicas, "1 to 5")
+	case c.maxAge < 0:
+		return bad("max_age", c.maxAge, "0 (forever) or a positive duration")
+	case c.maxBytes == 0 || c.maxBytes < -1:
+		return bad("max_bytes", c.maxBytes, "-1 (unlimited) or at least 1")
+	case c.maxMsgs == 0 || c.maxMsgs < -1:
+		return bad("max_msgs", c.maxMsgs, "-1 (unlimited) or at least 1")
+	case c.duplicates <= 0:
+		return bad("duplicates", c.duplicates, "a positive duration")
+	case c.maxAge > 0 && c.duplicates > c.maxAge:
+		return bad("duplicates", c.duplicates, fmt.Sprintf("at most max_age (%v)", c.maxAge))
+	case c.maxAckPending < -1:
+		return bad("max_ack_pending", c.maxAckPending, "-1 (unlimited), 0 (the server's default) or at least 1")
+	case c.inactiveThreshold <= 0:
+		return bad("inactive_threshold", c.inactiveThreshold, "a positive duration")
+	case c.pendingBytes < 1:
+		return bad("pending_bytes", c.pendingBytes, "at least 1")
+	}
+	return nil
 }
 
 // validate checks the settings and fills in the derived ones (the stream
@@ -179,7 +233,12 @@ func (c *config) validate() error {
 	if strings.ContainsAny(c.stream, ". *>/\\\t\r\n") {
 		return fmt.Errorf("nats: bad stream name %q: it may not hold '.', '*', '>', path separators or spaces", c.stream)
 	}
-	c.replicas = max(c.replicas, 1)
+	if c.maxAge > 0 && c.maxAge < c.duplicates && c.duplicates == defaultDuplicates {
+		c.duplicates = c.maxAge // JetStream's window may not outlast the events
+	}
+	if err := c.ranges(); err != nil {
+		return err
+	}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -209,6 +268,7 @@ var params = map[string]setter{
 	"inactive_threshold": parsed(time.ParseDuration, InactiveThreshold),
 	"max_bytes":          parsed(parseInt64, MaxBytes),
 	"max_msgs":           parsed(parseInt64, MaxMsgs),
+	"pending_bytes":      parsed(strconv.Atoi, PendingBytes),
 	"ack":                oneOf(map[string]Option{"sync": SyncAck(), "async": AsyncAck()}),
 	"flush":              oneOf(map[string]Option{"sync": func(c *config) { c.asyncFlush = false }, "async": AsyncFlush()}),
 	"name":               parsed(asIs, func(v string) Option { return func(c *config) { c.name = v } }),
@@ -247,6 +307,9 @@ func asIs(s string) (string, error) { return s, nil }
 
 func parseInt64(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
 
+// encodeHint says how to write a password that does not parse.
+const encodeHint = "a password must have '/', '#', '?', '%', ',' and '@' percent-encoded"
+
 // parseURL applies the settings of dsn's query to cfg and returns the server
 // list nats.Connect takes.
 func parseURL(dsn string, cfg *config) (servers string, err error) {
@@ -254,6 +317,10 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 		return DefaultURL, nil
 	}
 	servers, query, _ := strings.Cut(dsn, "?")
+	if strings.Contains(query, "@") {
+		// A password with an unencoded '?' put the rest of it in the query.
+		return "", fmt.Errorf("%w %q: an '@' after the '?' (%s; a query value its '@')", ErrBadURL, driver.Redact(dsn), encodeHint)
+	}
 	servers = strings.TrimSuffix(servers, "/")
 	if servers == "" || strings.HasSuffix(servers, "://") {
 		servers = DefaultURL
@@ -263,8 +330,16 @@ func parseURL(dsn string, cfg *config) (servers string, err error) {
 		if !strings.Contains(s, "://") {
 			s = "nats://" + s
 		}
-		if _, err := url.Parse(s); err != nil {
-			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(s), driver.RedactError(s, errors.Unwrap(err)))
+		u, err := url.Parse(s)
+		if err != nil {
+			// A password may hold an unencoded ',' that cut the list in the
+			// middle of it: what may quote the URL is decided on the whole.
+			return "", fmt.Errorf("%w %q: %s", ErrBadURL, driver.Redact(servers), driver.RedactError(servers, errors.Unwrap(err)))
+		}
+		if u.Path != "" && u.Path != "/" || u.Fragment != "" {
+			// "u:1234/x@host" parses as host "u:1234": the password went
+			// into the host; never quote it.
+			return "", fmt.Errorf("%w %q: a NATS server URL has no path or fragment (%s)", ErrBadURL, driver.Redact(servers), encodeHint)
 		}
 	}
 	q, err := url.ParseQuery(query)

@@ -11,9 +11,9 @@ import (
 
 func TestParseURL(t *testing.T) {
 	cfg := defaultConfig()
-	servers, err := parseURL("nats://u:p@a:4222,b:4222?mode=core&prefix=acme.orders&replicas=3&max_age=1h&name=svc", &cfg)
+	servers, err := parseURL("nats://u:TOPSECRET@a:4222,b:4222?mode=core&prefix=acme.orders&replicas=3&max_age=1h&name=svc", &cfg)
 	require.NoError(t, err)
-	assert.Equal(t, "nats://u:p@a:4222,b:4222", servers)
+	assert.Equal(t, "nats://u:TOPSECRET@a:4222,b:4222", servers)
 	assert.Equal(t, "svc", cfg.name)
 	assert.Equal(t, ModeCore, cfg.mode)
 	assert.Equal(t, 3, cfg.replicas)
@@ -45,18 +45,19 @@ func TestParseURL(t *testing.T) {
 		assert.ErrorIs(t, err, ErrBadURL, bad)
 	}
 	cfg = defaultConfig()
-	_, err = parseURL("nats://u:secret@a:4222?colour=red", &cfg)
+	_, err = parseURL("nats://u:TOPSECRET@a:4222?colour=red", &cfg)
 	require.Error(t, err)
-	assert.NotContains(t, err.Error(), "secret")
+	assert.NotContains(t, err.Error(), "TOPSECRET")
 }
 
 // A server URL that does not parse is an error that quotes none of its
 // password, however the password is written.
 func TestUnparsableURLHidesThePassword(t *testing.T) {
-	for _, dsn := range []string{"nats://u:s3cr/et@a:4222", "nats://u:s3cr%zzet@a:4222", "nats://a:4222,u:s3cr#et@b:4222", "nats://u:s3cr et@a:4222"} {
+	for _, dsn := range []string{"nats://u:TOPSECRET/et@a:4222", "nats://u:TOPSECRET%zzet@a:4222", "nats://a:4222,u:TOPSECRET#et@b:4222", "nats://u:TOPSECRET et@a:4222",
+		"nats://u:TOPSECRET%2Fet,x@a:4222", "nats://a:4222,u:TOPSECRET,et@b:4222"} {
 		cfg := defaultConfig()
 		_, err := parseURL(dsn, &cfg)
 		require.ErrorIs(t, err, ErrBadURL, dsn)
-		assert.NotContains(t, err.Error(), "s3cr", dsn)
+		assert.NotContains(t, err.Error(), "TOPSECRET", dsn)
 	}
 }

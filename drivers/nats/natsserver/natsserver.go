@@ -43,6 +43,10 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept clients
 	// (default 10s).
 	ReadyTimeout time.Duration
+
+	// Configure, when set, edits the server's options before it starts:
+	// users, tokens, NKeys, operators, TLS, limits.
+	Configure func(*server.Options)
 }
 
 // Server is a running embedded server.
@@ -80,6 +84,9 @@ func Start(o Options) (*Server, error) {
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if o.Configure != nil {
+		o.Configure(opts)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
