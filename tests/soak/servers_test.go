@@ -35,7 +35,7 @@ type server struct {
 }
 
 // findBinary looks name up on PATH, then in the given places; it skips the
-// test when none has it.
+// test when none has it, or fails it under CI=true, where the soak must run.
 func findBinary(t *testing.T, name string, places ...string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -46,7 +46,11 @@ func findBinary(t *testing.T, name string, places ...string) string {
 			return p
 		}
 	}
-	t.Skipf("no %s binary on PATH or in %v: the soak needs a server process of its own to kill and stop", name, places)
+	why := fmt.Sprintf("no %s binary on PATH or in %v: the soak needs a server process of its own to kill and stop", name, places)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " (CI=true: the soak must run)")
+	}
+	t.Skip(why)
 	return ""
 }
 
