@@ -34,12 +34,18 @@ type server struct {
 	done  chan struct{} // closed when cmd has exited
 }
 
-// findBinary looks name up on PATH, then in the given places; it skips the
-// test when none has it, or fails it under CI=true, where the soak must run.
-func findBinary(t *testing.T, name string, places ...string) string {
+// findBinary looks name up on PATH, then in the directories servers are
+// installed in (nats-server is in /usr/sbin on Debian, off a user's PATH);
+// it skips the test when none has it, or fails it under CI=true, where the
+// soak must run.
+func findBinary(t *testing.T, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
+	}
+	var places []string
+	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"} {
+		places = append(places, filepath.Join(dir, name))
 	}
 	for _, p := range places {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
@@ -64,7 +70,7 @@ func findBinary(t *testing.T, name string, places ...string) string {
 // gossip.
 func startRedis(t *testing.T) *server {
 	t.Helper()
-	bin := findBinary(t, "redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
+	bin := findBinary(t, "redis-server")
 	dir := t.TempDir()
 	s := &server{name: "redis-server", bin: bin, dir: dir, log: filepath.Join(dir, "redis.log"), port: freePort(t), ready: redisReady}
 	s.args = []string{
@@ -80,7 +86,7 @@ func startRedis(t *testing.T) *server {
 // its own.
 func startNATS(t *testing.T) *server {
 	t.Helper()
-	bin := findBinary(t, "nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server")
+	bin := findBinary(t, "nats-server")
 	dir := t.TempDir()
 	s := &server{name: "nats-server", bin: bin, dir: dir, log: filepath.Join(dir, "nats.log"), port: freePort(t), ready: natsReady}
 	s.args = []string{
@@ -104,7 +110,7 @@ func (s *server) startOrFail(t *testing.T) {
 // start runs the server and waits, at most 20 s, until it answers.
 func (s *server) start() error {
 	s.cmd = exec.Command(s.bin, s.args...)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a ^C to the test does not reach it
+	s.cmd.SysProcAttr = detached()
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
