@@ -4,16 +4,28 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 TEST_TIMEOUT ?= 14m
 
-.PHONY: test test-short vet lint bench bench-quick bench-micro demo demo-nats demo-redis demo-catchup fmt
+# bash with pipefail: a failing `go test` fails its pipe into testlog.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+.PHONY: test test-short soak vet lint bench bench-quick bench-micro demo demo-nats demo-redis demo-catchup fmt
 
 ## test: vet, then every test with the race detector (Redis and NATS tests
-## find or start their own servers; see docs/operations.md)
+## find or start their own servers; see docs/operations.md). The verbose
+## JSON output goes through internal/testlog, which prints what plain go test
+## would (ok / FAIL per package, failing tests in full) and fails the run if
+## any line of output, passing tests' included, holds a secret.
 test: vet
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -json ./... 2>&1 | $(GO) run ./internal/testlog
 
 ## test-short: the quick loop (fault and cluster tests skipped)
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## soak: the soak test alone, verbose: memory, Redis and NATS through a
+## server restart and a 5 s SIGSTOP (make test runs it too)
+soak:
+	$(GO) test -race -count=1 -v -run '^TestSoak$$' ./tests/soak/
 
 vet:
 	$(GO) vet ./...
