@@ -1,6 +1,10 @@
 package redis
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+
 	"github.com/gossipbus/gossip/gossip/driver"
 	"github.com/gossipbus/gossip/gossip/driver/cloudevents"
 )
@@ -62,7 +66,36 @@ func decodeEntry(typ string, values map[string]any) (*driver.Message, error) {
 }
 
 // encodeStructured returns m as a JSON CloudEvent, the Pub/Sub payload.
-func encodeStructured(m *driver.Message) ([]byte, error) { return cloudevents.EncodeStructured(m) }
+// The data goes in as it is, never re-encoded: JSON (of a JSON content
+// type, without outer white space, which a JSON parser would not hand back)
+// as the member "data", byte for byte; anything else as "data_base64".
+// cloudevents.EncodeStructured would compact and HTML-escape JSON data.
+func encodeStructured(m *driver.Message) ([]byte, error) {
+	attrs := *m
+	attrs.Data = nil
+	b, err := cloudevents.EncodeStructured(&attrs)
+	if err != nil || len(m.Data) == 0 {
+		return b, err
+	}
+	b = b[:len(b)-1] // the closing brace
+	if isJSON(m.ContentType) && json.Valid(m.Data) && !isSpace(m.Data[0]) && !isSpace(m.Data[len(m.Data)-1]) {
+		b = append(append(append(b, `,"data":`...), m.Data...), '}')
+		return b, nil
+	}
+	b = append(b, `,"data_base64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, m.Data)
+	return append(b, `"}`...), nil
+}
+
+// isJSON reports whether a datacontenttype is JSON, as CloudEvents reads
+// it: empty (its default in structured mode), application/json, text/json
+// or ...+json.
+func isJSON(ct string) bool {
+	mt := driver.MediaType(ct)
+	return mt == "" || mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // decodeStructured parses a JSON CloudEvent received on the channel of event
 // type typ.
