@@ -39,7 +39,11 @@ type Driver struct{}
 //	redis://host:7000?cluster=true                      Cluster, one seed
 //	redis://:pass@sentinel:26379/0?master_name=mymaster Sentinel
 //
-// Open pings the server within ctx's deadline.
+// The whole open (dial, handshake, PING, the version check) ends by ctx's
+// deadline (gossip.Config.DialTimeout), or the URL's dial_timeout when that
+// is shorter. Clients Open makes honour their commands' ctx deadlines
+// (go-redis's ContextTimeoutEnabled) unless the URL says
+// context_timeout_enabled.
 func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
 	if !strings.Contains(dsn, "://") {
 		dsn = DefaultURL
@@ -52,6 +56,11 @@ func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver
 	client, addr, err := parseURL(dsn, &o)
 	if err != nil {
 		return nil, err
+	}
+	if o.dialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.dialTimeout)
+		defer cancel()
 	}
 	var c *conn
 	if err = o.validate(); err == nil {
