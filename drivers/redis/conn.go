@@ -31,7 +31,9 @@ type Driver struct{}
 // Open connects to the Redis named by dsn: "redis" alone is
 // redis://127.0.0.1:6379/0; otherwise a redis:// or rediss:// URL as go-redis
 // parses it, with gossip's own query parameters (mode, prefix, maxlen,
-// maxage, claim_interval, block, refresh_interval, cluster) taken out first.
+// maxage, claim_interval, block, refresh_interval, cluster, tls_ca,
+// tls_cert, tls_key) taken out first. Numeric parameters out of their
+// range (docs/drivers/redis.md) are an error naming the parameter.
 //
 //	redis://user:pass@host:6379/0                       one server
 //	redis://host:7000?addr=host:7001&addr=host:7002     Cluster (seed nodes)
@@ -105,7 +107,7 @@ func ping(ctx context.Context, client goredis.UniversalClient, addr string) erro
 	}
 	hint := ""
 	var opErr *net.OpError
-	if errors.As(err, &opErr) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
+	if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
 		port := "6379"
 		if _, p, perr := net.SplitHostPort(strings.TrimPrefix(addr, "cluster ")); perr == nil && !strings.Contains(p, ",") {
 			port = p

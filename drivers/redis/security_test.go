@@ -50,6 +50,7 @@ func openErr(t *testing.T, rawURL string) error {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "TOPSECRET", "the error shows the password")
 	assert.NotContains(t, err.Error(), "\n")
+	t.Logf("error: %v", err)
 	return err
 }
 

@@ -331,7 +331,7 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 		}
 	}
 	if (o.tlsCA != "" || o.tlsCert != "" || o.tlsKey != "") && scheme != "rediss" {
-		return nil, "", fmt.Errorf("redis: tls_ca, tls_cert and tls_key need a rediss:// URL, not %s", redacted)
+		return nil, "", errors.New("redis: tls_ca, tls_cert and tls_key need a rediss:// URL")
 	}
 	tlsConfig, err := o.tlsConfig()
 	if err != nil {
