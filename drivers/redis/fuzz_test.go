@@ -127,7 +127,8 @@ func FuzzParseURL(f *testing.F) {
 			err = o.validate()
 		}
 		if err != nil && strings.Contains(err.Error(), "TOPSECRET") {
-			t.Fatalf("the error about %q shows the password: %v", dsn, err)
+			t.Fatalf("the error about %q shows the password: %s", driver.Redact(dsn),
+				strings.ReplaceAll(err.Error(), "TOPSECRET", "<the password>"))
 		}
 	})
 }

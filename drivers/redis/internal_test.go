@@ -48,7 +48,7 @@ func TestParseURL(t *testing.T) {
 		{url: "redis://a:7000?cluster=true", kind: "cluster", addr: "cluster a:7000"},
 		{url: "redis://:pwTOPSECRET@s1:26379,s2:26379/0?master_name=mymaster", kind: "single", addr: "sentinels s1:26379,s2:26379 master mymaster"},
 	} {
-		t.Run(tc.url, func(t *testing.T) {
+		t.Run(driver.Redact(tc.url), func(t *testing.T) {
 			o := defaultOptions()
 			c, addr, err := parseURL(tc.url, &o)
 			require.NoError(t, err)
