@@ -31,7 +31,9 @@ type Driver struct{}
 // Open connects to the Redis named by dsn: "redis" alone is
 // redis://127.0.0.1:6379/0; otherwise a redis:// or rediss:// URL as go-redis
 // parses it, with gossip's own query parameters (mode, prefix, maxlen,
-// maxage, claim_interval, block, refresh_interval, cluster) taken out first.
+// maxage, claim_interval, block, refresh_interval, cluster, tls_ca,
+// tls_cert, tls_key) taken out first. Numeric parameters out of their
+// range (docs/drivers/redis.md) are an error naming the parameter.
 //
 //	redis://user:pass@host:6379/0                       one server
 //	redis://host:7000?addr=host:7001&addr=host:7002     Cluster (seed nodes)
@@ -39,7 +41,11 @@ type Driver struct{}
 //	redis://host:7000?cluster=true                      Cluster, one seed
 //	redis://:pass@sentinel:26379/0?master_name=mymaster Sentinel
 //
-// Open pings the server within ctx's deadline.
+// The whole open (dial, handshake, PING, the version check) ends by ctx's
+// deadline (gossip.Config.DialTimeout), or the URL's dial_timeout when that
+// is shorter. Clients Open makes honour their commands' ctx deadlines
+// (go-redis's ContextTimeoutEnabled) unless the URL says
+// context_timeout_enabled.
 func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
 	if !strings.Contains(dsn, "://") {
 		dsn = DefaultURL
@@ -52,6 +58,11 @@ func (Driver) Open(ctx context.Context, dsn string, opts driver.Options) (driver
 	client, addr, err := parseURL(dsn, &o)
 	if err != nil {
 		return nil, err
+	}
+	if o.dialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.dialTimeout)
+		defer cancel()
 	}
 	var c *conn
 	if err = o.validate(); err == nil {
@@ -96,7 +107,7 @@ func ping(ctx context.Context, client goredis.UniversalClient, addr string) erro
 	}
 	hint := ""
 	var opErr *net.OpError
-	if errors.As(err, &opErr) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
+	if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") {
 		port := "6379"
 		if _, p, perr := net.SplitHostPort(strings.TrimPrefix(addr, "cluster ")); perr == nil && !strings.Contains(p, ",") {
 			port = p

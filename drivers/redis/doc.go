@@ -42,7 +42,18 @@
 //
 // Open takes go-redis URLs (redis.ParseURL, ParseClusterURL,
 // ParseFailoverURL) plus gossip's parameters mode, prefix, maxlen, maxage,
-// claim_interval, block, refresh_interval and cluster; New takes a ready
-// go-redis client. docs/drivers/redis.md describes the URL forms for
-// Cluster and Sentinel, the wire format and tuning.
+// claim_interval, block, refresh_interval, cluster and, for rediss://,
+// tls_ca, tls_cert and tls_key (PEM files of a private CA and a client
+// certificate); New takes a ready go-redis client. Every numeric parameter
+// has a range, checked by Open before it dials; the whole open ends by
+// gossip.Config.DialTimeout (or the URL's dial_timeout when shorter).
+// Errors never show the URL's password. docs/drivers/redis.md describes
+// the URL forms for Cluster and Sentinel, the ranges, security, the wire
+// format and tuning.
+//
+// Data, IDs and metadata travel byte for byte in both modes. What another
+// producer writes that gossip's Publish would refuse (no CloudEvents
+// attributes, an ID with control characters, Latin-1 metadata, ...) is
+// dead-lettered with the reason; a key under the prefix that is not a
+// stream is skipped by pattern subscriptions and logged once.
 package redis

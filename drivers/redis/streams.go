@@ -50,11 +50,12 @@ type streamSub struct {
 	addMu    sync.Mutex // one addTypes at a time
 	stopOnce sync.Once
 
-	mu       sync.Mutex
-	stopped  bool
-	streams  map[string]*stream // by event type
-	readers  []*reader
-	lastWarn time.Time
+	mu        sync.Mutex
+	stopped   bool
+	streams   map[string]*stream // by event type
+	notStream map[string]bool    // types whose key is no stream: skipped
+	readers   []*reader
+	lastWarn  time.Time
 }
 
 // groupSub is a group member: unlike a broadcast listener (a bare
@@ -65,10 +66,11 @@ type groupSub struct{ *streamSub }
 func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, consumer string) (driver.Subscription, error) {
 	s := &streamSub{
 		c: c, spec: spec, consumer: consumer,
-		wildcard: driver.IsPattern(spec.Pattern),
-		ch:       make(chan driver.Delivery, spec.BufferSize),
-		chClosed: make(chan struct{}),
-		streams:  map[string]*stream{},
+		wildcard:  driver.IsPattern(spec.Pattern),
+		ch:        make(chan driver.Delivery, spec.BufferSize),
+		chClosed:  make(chan struct{}),
+		streams:   map[string]*stream{},
+		notStream: map[string]bool{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if spec.Group != "" {
@@ -156,7 +158,7 @@ func (s *streamSub) prepare(ctx context.Context) ([]*stream, error) {
 	if !s.wildcard && s.spec.Start == driver.StartNew {
 		start = "$"
 	}
-	return streams, s.position(ctx, streams, start)
+	return s.position(ctx, streams, start)
 }
 
 func (s *streamSub) matches(t string) bool {
@@ -165,38 +167,99 @@ func (s *streamSub) matches(t string) bool {
 
 // position creates the group on each stream at start (a group that exists
 // keeps its position), or records a listener's position: the last entry
-// now in the stream.
-func (s *streamSub) position(ctx context.Context, streams []*stream, start string) error {
+// now in the stream. It returns the streams positioned: a pattern
+// subscription skips keys that are not streams (see skip).
+func (s *streamSub) position(ctx context.Context, streams []*stream, start string) ([]*stream, error) {
 	pipe := s.c.client.Pipeline()
-	if s.group != "" {
-		cmds := make([]*goredis.StatusCmd, len(streams))
-		for i, st := range streams {
-			cmds[i] = pipe.XGroupCreateMkStream(ctx, st.key, s.group, start)
-		}
-		_, _ = pipe.Exec(ctx)
-		for i, cmd := range cmds {
-			if err := cmd.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-				return fmt.Errorf("XGROUP CREATE %s %s: %w", streams[i].key, s.group, err)
-			}
-		}
-		return nil
-	}
-	cmds := make([]*goredis.XMessageSliceCmd, len(streams))
+	cmds := make([]goredis.Cmder, len(streams))
 	for i, st := range streams {
-		cmds[i] = pipe.XRevRangeN(ctx, st.key, "+", "-", 1)
+		if s.group != "" {
+			cmds[i] = pipe.XGroupCreateMkStream(ctx, st.key, s.group, start)
+		} else {
+			cmds[i] = pipe.XRevRangeN(ctx, st.key, "+", "-", 1)
+		}
 	}
 	_, _ = pipe.Exec(ctx)
+	ok := streams[:0:0]
 	for i, cmd := range cmds {
-		msgs, err := cmd.Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
-			return fmt.Errorf("XREVRANGE %s: %w", streams[i].key, err)
+		st, err := streams[i], cmd.Err()
+		switch {
+		case s.group != "" && err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP"):
+		case isWrongType(err) && s.wildcard:
+			s.skip(st, err)
+			continue
+		case err != nil && !errors.Is(err, goredis.Nil) && s.group != "":
+			return nil, fmt.Errorf("XGROUP CREATE %s %s: %w", st.key, s.group, err)
+		case err != nil && !errors.Is(err, goredis.Nil):
+			return nil, fmt.Errorf("XREVRANGE %s: %w", st.key, err)
+		case s.group == "":
+			st.lastID = "0-0"
+			if msgs := cmd.(*goredis.XMessageSliceCmd).Val(); len(msgs) > 0 {
+				st.lastID = msgs[0].ID
+			}
 		}
-		streams[i].lastID = "0-0"
-		if len(msgs) > 0 {
-			streams[i].lastID = msgs[0].ID
-		}
+		s.unskip(st)
+		ok = append(ok, st)
 	}
-	return nil
+	return ok, nil
+}
+
+func isWrongType(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") }
+
+// skip leaves out the stream of a type whose key holds something else (a
+// string, a hash, ...: not gossip's), logging it once. One such key must
+// not stop a pattern subscription: XREAD of several keys fails as a whole
+// when one is no stream. The registry refresh looks at it again.
+func (s *streamSub) skip(st *stream, err error) {
+	s.mu.Lock()
+	first := !s.notStream[st.typ]
+	s.notStream[st.typ] = true
+	s.mu.Unlock()
+	if first {
+		s.c.opts.logger.Warn("redis: a key under the prefix is not a stream; skipping its event type (rechecked at every registry refresh)",
+			"pattern", s.spec.Pattern, "group", s.spec.Group, "key", st.key, "error", err)
+	}
+}
+
+// unskip forgets that st's key was no stream.
+func (s *streamSub) unskip(st *stream) {
+	s.mu.Lock()
+	delete(s.notStream, st.typ)
+	s.mu.Unlock()
+}
+
+// streamsOnly returns the streams whose keys are streams or do not exist
+// yet, skipping the others (a listener's check before it reads new keys).
+func (s *streamSub) streamsOnly(ctx context.Context, streams []*stream) ([]*stream, error) {
+	pipe := s.c.client.Pipeline()
+	cmds := make([]*goredis.StatusCmd, len(streams))
+	for i, st := range streams {
+		cmds[i] = pipe.Type(ctx, st.key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("TYPE: %w", err)
+	}
+	ok := streams[:0:0]
+	for i, cmd := range cmds {
+		if t := cmd.Val(); t != "stream" && t != "none" {
+			s.skip(streams[i], fmt.Errorf("WRONGTYPE: the key is a %s", t))
+			continue
+		}
+		s.unskip(streams[i])
+		ok = append(ok, streams[i])
+	}
+	return ok, nil
+}
+
+// dropStreams stops reading streams of r (they turned out not to be
+// streams), so that a later refresh may add them again.
+func (s *streamSub) dropStreams(r *reader, drop []*stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range drop {
+		r.streams = slices.DeleteFunc(r.streams, func(x *stream) bool { return x == st })
+		delete(s.streams, st.typ)
+	}
 }
 
 func isNoGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
@@ -244,11 +307,15 @@ func (s *streamSub) addTypes(ctx context.Context, types []string) {
 	if len(streams) == 0 {
 		return
 	}
+	var err error
 	if s.group != "" {
-		if err := s.position(ctx, streams, s.startID); err != nil {
-			s.warn("cannot join streams of new event types; will retry", err)
-			return
-		}
+		streams, err = s.position(ctx, streams, s.startID)
+	} else {
+		streams, err = s.streamsOnly(ctx, streams)
+	}
+	if err != nil {
+		s.warn("cannot join streams of new event types; will retry", err)
+		return
 	}
 	s.addStreams(ctx, streams)
 }

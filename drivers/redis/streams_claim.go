@@ -74,7 +74,7 @@ func (s *streamSub) claim() bool {
 			}).Result()
 			if err != nil {
 				if isNoGroup(err) {
-					_ = s.position(ctx, []*stream{st}, s.startID)
+					_, _ = s.position(ctx, []*stream{st}, s.startID)
 				} else if !errors.Is(err, goredis.Nil) && s.ctx.Err() == nil {
 					s.warn("cannot claim idle entries", err)
 				}

@@ -113,6 +113,17 @@ func (s *streamSub) read(r *reader) {
 		s.mu.Lock()
 		streams := slices.Clone(r.streams)
 		s.mu.Unlock()
+		if len(streams) == 0 {
+			// Every stream was dropped (no stream keys): wait as a read
+			// would for one to be added.
+			t := time.NewTimer(s.c.opts.block)
+			select {
+			case <-s.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
 		res, err := s.fetch(cmd, streams)
 		switch {
 		case errors.Is(err, goredis.Nil):
@@ -122,12 +133,23 @@ func (s *streamSub) read(r *reader) {
 				return
 			}
 			failures++
+			if isWrongType(err) && s.wildcard {
+				// A key became something else than a stream: read the
+				// others.
+				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+				ok, terr := s.streamsOnly(ctx, streams)
+				cancel()
+				if terr == nil && len(ok) < len(streams) {
+					s.dropStreams(r, slices.DeleteFunc(streams, func(st *stream) bool { return slices.Contains(ok, st) }))
+					continue
+				}
+			}
 			connect(true)
 			if isNoGroup(err) {
 				// The stream or the group went away (deleted, or a server
 				// restarted without persistence): recreate them.
 				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-				err = s.position(ctx, streams, s.startID)
+				_, err = s.position(ctx, streams, s.startID)
 				cancel()
 				if err == nil {
 					continue

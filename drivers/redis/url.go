@@ -1,12 +1,15 @@
 package redis
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,8 +55,14 @@ type options struct {
 	block           time.Duration
 	refreshInterval time.Duration
 	cluster         bool // URL only: a Cluster client even with one seed
-	logger          *slog.Logger
-	source          string
+	// URL only: PEM files of the CA that signs the server's certificate,
+	// and of the client's certificate and key.
+	tlsCA, tlsCert, tlsKey string
+	// dialTimeout is the URL's dial_timeout: with gossip.Config.DialTimeout
+	// it bounds Open.
+	dialTimeout time.Duration
+	logger      *slog.Logger
+	source      string
 }
 
 // defaultOptions are the options before any is set; validate fills in the
@@ -106,9 +115,29 @@ func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 // Open uses gossip.Config.Source).
 func Source(s string) Option { return func(o *options) { o.source = s } }
 
+// Ranges of the options. Zero values of the Option functions mean the
+// default; a URL parameter must be in range (maxlen also -1).
+const (
+	maxMaxLen       = 1_000_000_000
+	maxPrefixLen    = 256
+	minBlock        = time.Millisecond
+	maxBlock        = time.Minute
+	minInterval     = 10 * time.Millisecond
+	maxClaim        = time.Hour
+	maxRefresh      = 24 * time.Hour
+	minMaxAge       = time.Second
+	maxMaxAge       = 10 * 365 * 24 * time.Hour
+	maxDialTimeout  = 5 * time.Minute
+	maxPoolSize     = 10_000
+	maxRetriesLimit = 100
+)
+
 func (o *options) validate() error {
 	if o.prefix == "" {
 		return errors.New("redis: empty key prefix")
+	}
+	if len(o.prefix) > maxPrefixLen {
+		return fmt.Errorf("redis: key prefix of %d bytes (1 to %d)", len(o.prefix), maxPrefixLen)
 	}
 	if strings.ContainsAny(o.prefix, "{}") {
 		return fmt.Errorf("redis: key prefix %q must not contain '{' or '}' (they are the Cluster hash tags)", o.prefix)
@@ -123,12 +152,32 @@ func (o *options) validate() error {
 	if o.maxLen == 0 {
 		o.maxLen = DefaultMaxLen
 	}
-	if o.block <= 0 {
+	if o.block == 0 {
 		o.block = DefaultBlock
 	}
-	o.block = max(o.block, time.Millisecond)
-	if o.refreshInterval <= 0 {
+	if o.refreshInterval == 0 {
 		o.refreshInterval = DefaultRefreshInterval
+	}
+	for _, c := range []struct {
+		name     string
+		v        time.Duration
+		min, max time.Duration
+		zero     bool // 0 allowed
+	}{
+		{"block", o.block, minBlock, maxBlock, false},
+		{"claim_interval", o.claimInterval, minInterval, maxClaim, true},
+		{"refresh_interval", o.refreshInterval, minInterval, maxRefresh, false},
+		{"maxage", o.maxAge, minMaxAge, maxMaxAge, true},
+	} {
+		if c.zero && c.v == 0 {
+			continue
+		}
+		if c.v < c.min || c.v > c.max {
+			return fmt.Errorf("redis: %s %v out of range (%v to %v)", c.name, c.v, c.min, c.max)
+		}
+	}
+	if o.maxLen > maxMaxLen || o.maxLen < -1 {
+		return fmt.Errorf("redis: maxlen %d out of range (-1 to keep everything, or 1 to %d)", o.maxLen, maxMaxLen)
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
@@ -137,16 +186,102 @@ func (o *options) validate() error {
 }
 
 // params are gossip's own query parameters, each with the setter of its
-// option; the other parameters go to go-redis.
+// option; the other parameters go to go-redis. The ranges are validate's.
 var params = map[string]func(o *options, v string) error{
 	"mode":             func(o *options, v string) error { o.mode = Mode(strings.ToLower(v)); return nil },
 	"prefix":           func(o *options, v string) error { o.prefix = v; return nil },
-	"maxlen":           func(o *options, v string) (err error) { o.maxLen, err = strconv.ParseInt(v, 10, 64); return err },
-	"maxage":           func(o *options, v string) (err error) { o.maxAge, err = time.ParseDuration(v); return err },
-	"claim_interval":   func(o *options, v string) (err error) { o.claimInterval, err = time.ParseDuration(v); return err },
-	"block":            func(o *options, v string) (err error) { o.block, err = time.ParseDuration(v); return err },
-	"refresh_interval": func(o *options, v string) (err error) { o.refreshInterval, err = time.ParseDuration(v); return err },
+	"maxlen":           func(o *options, v string) (err error) { o.maxLen, err = parseNonZero(v); return err },
+	"maxage":           func(o *options, v string) (err error) { o.maxAge, err = parseDuration(v); return err },
+	"claim_interval":   func(o *options, v string) (err error) { o.claimInterval, err = parseDuration(v); return err },
+	"block":            func(o *options, v string) (err error) { o.block, err = parseDuration(v); return err },
+	"refresh_interval": func(o *options, v string) (err error) { o.refreshInterval, err = parseDuration(v); return err },
 	"cluster":          func(o *options, v string) (err error) { o.cluster, err = strconv.ParseBool(v); return err },
+	"tls_ca":           func(o *options, v string) error { o.tlsCA = v; return nil },
+	"tls_cert":         func(o *options, v string) error { o.tlsCert = v; return nil },
+	"tls_key":          func(o *options, v string) error { o.tlsKey = v; return nil },
+}
+
+// parseNonZero parses a count of a URL, where 0 (the Options' "default")
+// is out of range.
+func parseNonZero(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err == nil && n == 0 {
+		err = errors.New("0 is out of range")
+	}
+	return n, err
+}
+
+// parseDuration parses a duration of a URL, where 0 is out of range.
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d <= 0 {
+		err = errors.New("not positive")
+	}
+	return d, err
+}
+
+// goRedisRanges are the ranges of go-redis's numeric query parameters
+// (checked before go-redis sees them: pool_size=1e12 would allocate at
+// NewClient). Durations are Go durations or seconds; -1 means none where
+// go-redis allows it.
+var goRedisRanges = map[string]struct {
+	min, max int64 // counts, or durations in nanoseconds
+	dur      bool
+	none     string // the negative values allowed, as text
+}{
+	"protocol":           {2, 3, false, ""},
+	"max_retries":        {0, maxRetriesLimit, false, "-1"},
+	"pool_size":          {1, maxPoolSize, false, ""},
+	"min_idle_conns":     {0, maxPoolSize, false, ""},
+	"max_idle_conns":     {0, maxPoolSize, false, ""},
+	"max_active_conns":   {0, maxPoolSize, false, ""},
+	"dial_timeout":       {int64(time.Millisecond), int64(maxDialTimeout), true, ""},
+	"read_timeout":       {int64(time.Millisecond), int64(time.Hour), true, "-1 -2"},
+	"write_timeout":      {int64(time.Millisecond), int64(time.Hour), true, "-1 -2"},
+	"pool_timeout":       {int64(time.Millisecond), int64(time.Hour), true, ""},
+	"conn_max_idle_time": {int64(time.Millisecond), int64(365 * 24 * time.Hour), true, "-1"},
+	"conn_max_lifetime":  {int64(time.Millisecond), int64(365 * 24 * time.Hour), true, "-1"},
+	"min_retry_backoff":  {int64(time.Millisecond), int64(time.Minute), true, "-1"},
+	"max_retry_backoff":  {int64(time.Millisecond), int64(time.Minute), true, "-1"},
+}
+
+// checkGoRedisParam checks the value of one of go-redis's numeric query
+// parameters against its range.
+func checkGoRedisParam(name, v string) error {
+	r, ok := goRedisRanges[name]
+	if !ok {
+		return nil
+	}
+	if r.none != "" && slices.Contains(strings.Fields(r.none), v) {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if r.dur {
+		if err == nil {
+			if n > 1<<32 || n < -1<<32 {
+				err = errors.New("overflow")
+			}
+			n *= int64(time.Second) // go-redis: a number is seconds
+		} else {
+			var d time.Duration
+			d, err = time.ParseDuration(v)
+			n = int64(d)
+		}
+	}
+	rangeText := func(x int64) string {
+		if r.dur {
+			return time.Duration(x).String()
+		}
+		return strconv.FormatInt(x, 10)
+	}
+	if err != nil || n < r.min || n > r.max {
+		also := ""
+		if r.none != "" {
+			also = ", or " + strings.ReplaceAll(r.none, " ", " or ")
+		}
+		return fmt.Errorf("out of range (%s to %s%s)", rangeText(r.min), rangeText(r.max), also)
+	}
+	return nil
 }
 
 // parseURL takes gossip's parameters out of dsn into o and builds the
@@ -156,9 +291,15 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 	scheme, rest, _ := strings.Cut(dsn, "://")
 	// Several hosts separated by commas: the first is the URL's host, the
 	// others become addr parameters (Cluster seeds or Sentinels).
-	authEnd := strings.IndexAny(rest, "/?#")
+	// A password may hold an unencoded '/', '?' or '#' (url.Parse then
+	// fails, and the error is redacted): the authority ends after the last
+	// '@', as driver.Redact reads it.
+	at := max(strings.LastIndexByte(rest, '@'), 0)
+	authEnd := strings.IndexAny(rest[at:], "/?#")
 	if authEnd < 0 {
 		authEnd = len(rest)
+	} else {
+		authEnd += at
 	}
 	authority, tail := rest[:authEnd], rest[authEnd:]
 	userinfo, hosts := "", authority
@@ -184,6 +325,21 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 			q.Del(k)
 		}
 	}
+	for k, vs := range q {
+		if err := checkGoRedisParam(k, vs[len(vs)-1]); err != nil {
+			return nil, "", fmt.Errorf("redis: bad %s=%q in %s: %v", k, vs[len(vs)-1], redacted, err)
+		}
+	}
+	if (o.tlsCA != "" || o.tlsCert != "" || o.tlsKey != "") && scheme != "rediss" {
+		return nil, "", errors.New("redis: tls_ca, tls_cert and tls_key need a rediss:// URL")
+	}
+	tlsConfig, err := o.tlsConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	// go-redis bounds a command by the ctx's deadline only when told to:
+	// Open's ctx must bound the dial, the handshake and the first command.
+	ctxTimeouts := !q.Has("context_timeout_enabled")
 	sentinel := q.Has("master_name")
 	cluster := o.cluster || len(q["addr"]) > 0 && !sentinel
 	u.RawQuery = q.Encode()
@@ -195,11 +351,21 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("redis: bad Sentinel URL %s: %v", redacted, driver.RedactError(dsn, err))
 		}
+		fo.ContextTimeoutEnabled = fo.ContextTimeoutEnabled || ctxTimeouts
+		o.dialTimeout = fo.DialTimeout
+		if tlsConfig != nil {
+			fo.TLSConfig = tlsConfig(fo.TLSConfig)
+		}
 		return goredis.NewFailoverClient(fo), "sentinels " + strings.Join(fo.SentinelAddrs, ",") + " master " + fo.MasterName, nil
 	case cluster:
 		co, err := goredis.ParseClusterURL(clean)
 		if err != nil {
 			return nil, "", fmt.Errorf("redis: bad Cluster URL %s: %v", redacted, driver.RedactError(dsn, err))
+		}
+		co.ContextTimeoutEnabled = co.ContextTimeoutEnabled || ctxTimeouts
+		o.dialTimeout = co.DialTimeout
+		if tlsConfig != nil {
+			co.TLSConfig = tlsConfig(co.TLSConfig)
 		}
 		return goredis.NewClusterClient(co), "cluster " + strings.Join(co.Addrs, ","), nil
 	default:
@@ -207,6 +373,57 @@ func parseURL(dsn string, o *options) (goredis.UniversalClient, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("redis: bad URL %s: %v", redacted, driver.RedactError(dsn, err))
 		}
+		so.ContextTimeoutEnabled = so.ContextTimeoutEnabled || ctxTimeouts
+		o.dialTimeout = so.DialTimeout
+		if tlsConfig != nil {
+			so.TLSConfig = tlsConfig(so.TLSConfig)
+		}
 		return goredis.NewClient(so), so.Addr, nil
 	}
+}
+
+// tlsConfig reads the TLS files of the URL. It returns nil without any, or
+// a function that adds them to the TLS configuration go-redis made for the
+// rediss:// URL (which names the server).
+func (o *options) tlsConfig() (func(*tls.Config) *tls.Config, error) {
+	if o.tlsCA == "" && o.tlsCert == "" && o.tlsKey == "" {
+		return nil, nil
+	}
+	var pool *x509.CertPool
+	if o.tlsCA != "" {
+		pem, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("redis: tls_ca: %w", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis: tls_ca: no PEM certificate in %s", o.tlsCA)
+		}
+	}
+	var certs []tls.Certificate
+	if o.tlsCert != "" || o.tlsKey != "" {
+		if o.tlsCert == "" || o.tlsKey == "" {
+			return nil, errors.New("redis: tls_cert and tls_key go together")
+		}
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			// The error names the files, never their content.
+			return nil, fmt.Errorf("redis: tls_cert %s, tls_key %s: %w", o.tlsCert, o.tlsKey, err)
+		}
+		certs = []tls.Certificate{cert}
+	}
+	return func(c *tls.Config) *tls.Config {
+		if c == nil {
+			c = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else {
+			c = c.Clone()
+		}
+		if pool != nil {
+			c.RootCAs = pool
+		}
+		if certs != nil {
+			c.Certificates = certs
+		}
+		return c
+	}, nil
 }

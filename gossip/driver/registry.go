@@ -69,7 +69,7 @@ func Lookup(dsn string) (Driver, error) {
 	if i := strings.Index(dsn, "://"); i >= 0 {
 		if _, err := url.Parse(dsn); err != nil && !strings.Contains(dsn, ",") {
 			registryMu.RUnlock()
-			return nil, fmt.Errorf("%w %q: %v (registered: %s)", ErrUnknownDriver, Redact(dsn), err, strings.Join(Drivers(), ", "))
+			return nil, fmt.Errorf("%w %q: %v (registered: %s)", ErrUnknownDriver, Redact(dsn), RedactError(dsn, err), strings.Join(Drivers(), ", "))
 		}
 		d = byScheme[strings.ToLower(dsn[:i])]
 	} else {

@@ -1,0 +1,74 @@
+package redis_test
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gossipbus/gossip/gossip"
+)
+
+// silentServer accepts connections and never answers; it closes them when
+// the test ends.
+func silentServer(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// The whole open (dial, handshake, first command) ends within
+// Config.DialTimeout, or the URL's dial_timeout when shorter, against a
+// server that accepts and never answers; the error names the address and
+// not the password.
+func TestOpenIsBoundedByDialTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name, query string
+		dialTimeout time.Duration
+	}{
+		{"Config.DialTimeout", "", time.Second},
+		{"dial_timeout", "?dial_timeout=1s", 30 * time.Second},
+		{"pubsub", "?mode=pubsub", time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := silentServer(t)
+			start := time.Now()
+			_, err := gossip.NewEventBus(&gossip.Config{
+				Driver:      "redis://app:TOPSECRET-pw@" + addr + "/0" + tc.query,
+				DialTimeout: tc.dialTimeout, Logger: discard,
+			})
+			took := time.Since(start)
+			require.Error(t, err)
+			assert.Less(t, took, 1800*time.Millisecond, "open took %v", took)
+			assert.Contains(t, err.Error(), addr)
+			assert.NotContains(t, err.Error(), "TOPSECRET")
+		})
+	}
+}
