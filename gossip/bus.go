@@ -232,7 +232,7 @@ func (b *EventBus) prepare(e *Event) error {
 	}
 	if e.ID == "" {
 		e.ID = NewID()
-	} else if err := validID(e.ID); err != nil {
+	} else if err := driver.CheckID(e.ID); err != nil {
 		return fmt.Errorf("%w (%s): %v", ErrInvalidEvent, e.Type, err)
 	}
 	if e.Timestamp.IsZero() {
@@ -242,9 +242,11 @@ func (b *EventBus) prepare(e *Event) error {
 	}
 	if e.Source == "" {
 		e.Source = b.cfg.Source
+	} else if err := driver.CheckSource(e.Source); err != nil {
+		return fmt.Errorf("%w %s (%s): %v", ErrInvalidEvent, e.ID, e.Type, err)
 	}
 	for k, v := range e.Metadata {
-		if err := validMetadata(k, v); err != nil {
+		if err := driver.CheckMetadata(k, v); err != nil {
 			return fmt.Errorf("%w %s (%s): %v", ErrInvalidEvent, e.ID, e.Type, err)
 		}
 	}

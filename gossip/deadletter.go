@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -84,6 +83,10 @@ const (
 	// MetaDeadLetterDropped lists (quoted, comma-separated) the metadata
 	// keys left out because they were invalid or too large.
 	MetaDeadLetterDropped = "gossip-dropped-metadata"
+	// MetaDeadLetterOriginalID holds, quoted in Go syntax, the ID of an
+	// event another producer sent with an ID the rule refuses (the dead
+	// letter has a new one).
+	MetaDeadLetterOriginalID = "gossip-original-id"
 )
 
 // maxReason bounds the error text a dead letter carries.
@@ -143,7 +146,7 @@ func (s *Subscription) deadLetterEvent(d driver.Delivery, reason error) *Event {
 	meta := make(map[string]string, len(m.Metadata)+6)
 	var dropped []string
 	for k, v := range m.Metadata {
-		if validMetadata(k, v) != nil {
+		if driver.CheckMetadata(k, v) != nil {
 			dropped = append(dropped, strconv.Quote(k))
 			continue
 		}
@@ -167,10 +170,15 @@ func (s *Subscription) deadLetterEvent(d driver.Delivery, reason error) *Event {
 	} else {
 		dl.Data = m.Value
 	}
-	if validID(dl.ID) != nil {
+	if driver.CheckID(dl.ID) != nil {
+		id := strconv.QuoteToASCII(m.ID)
+		if len(id) > maxReason {
+			id = id[:maxReason] + "..."
+		}
+		meta[MetaDeadLetterOriginalID] = id
 		dl.ID = NewID()
 	}
-	if !utf8.ValidString(dl.Source) {
+	if driver.CheckSource(dl.Source) != nil {
 		dl.Source = s.bus.cfg.Source
 	}
 	if !s.bus.inProcess {

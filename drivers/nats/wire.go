@@ -3,7 +3,6 @@ package nats
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	natsgo "github.com/nats-io/nats.go"
 
@@ -65,35 +64,7 @@ func decodeMessage(typ string, h natsgo.Header, data []byte) (*driver.Message, e
 			d.Add(name, vs[0])
 		}
 	}
-	m, err := d.Message()
-	if err == nil {
-		err = checkUTF8(m)
-	}
-	return m, err
-}
-
-// checkUTF8 refuses a message whose ID, source or metadata is not valid
-// UTF-8 (another producer's Latin-1 bytes): gossip's strings are UTF-8.
-func checkUTF8(m *driver.Message) error {
-	bad := ""
-	switch {
-	case !utf8.ValidString(m.ID):
-		bad = "ce-id"
-	case !utf8.ValidString(m.Source):
-		bad = "ce-source"
-	}
-	for k, v := range m.Metadata {
-		if bad == "" && !(utf8.ValidString(k) && utf8.ValidString(v)) {
-			bad = fmt.Sprintf("metadata %q", strings.ToValidUTF8(k, "\uFFFD"))
-		}
-	}
-	if bad == "" {
-		return nil
-	}
-	if m.ContentType == "" {
-		m.ContentType = "application/octet-stream"
-	}
-	return fmt.Errorf("%w: %s is not valid UTF-8", cloudevents.ErrNotCloudEvent, bad)
+	return d.Message()
 }
 
 // decode reads a message that arrived on subject. A subject that names no

@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/gossipbus/gossip/gossip/driver"
+	"github.com/gossipbus/gossip/gossip/driver/cloudevents"
 )
 
 func init() {
@@ -203,7 +204,7 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	now := time.Now()
 	for i, m := range msgs {
 		if c.opts.mode == PubSub {
-			payload, err := encodeStructured(m)
+			payload, err := cloudevents.EncodeStructured(m)
 			if err != nil {
 				return fmt.Errorf("redis: encode %s: %w", m.ID, err)
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gossipbus/gossip/gossip/driver"
+	"github.com/gossipbus/gossip/gossip/driver/cloudevents"
 )
 
 // entryOf reads raw as a stream entry's fields: name NUL value NUL ...
@@ -89,7 +90,7 @@ func FuzzPubSubPayload(f *testing.F) {
 		if err != nil {
 			return
 		}
-		b, err := encodeStructured(m)
+		b, err := cloudevents.EncodeStructured(m)
 		if err != nil {
 			t.Fatalf("encode %+v: %v", m, err)
 		}

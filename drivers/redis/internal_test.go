@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gossipbus/gossip/gossip/driver"
+	"github.com/gossipbus/gossip/gossip/driver/cloudevents"
 )
 
 // URLs pick the client kind and gossip's options; the rest goes to go-redis.
@@ -122,7 +123,7 @@ func TestStructuredRoundTrip(t *testing.T) {
 		sampleMessage(),
 		{ID: "1", Type: "a.b", Source: "s", Time: time.Unix(1, 0).UTC(), ContentType: "application/json", Data: []byte(`{"x":[1,2]}`)},
 	} {
-		payload, err := encodeStructured(m)
+		payload, err := cloudevents.EncodeStructured(m)
 		require.NoError(t, err)
 		got, err := decodeStructured(m.Type, payload)
 		require.NoError(t, err)
@@ -176,7 +177,7 @@ func TestStructuredRoundTripsEmptyTraceValues(t *testing.T) {
 		Data:     []byte(`{"x":1}`),
 		Metadata: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "", "baggage": ""},
 	}
-	payload, err := encodeStructured(m)
+	payload, err := cloudevents.EncodeStructured(m)
 	require.NoError(t, err)
 	got, err := decodeStructured(m.Type, payload)
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gossipbus/gossip/gossip/driver"
+	"github.com/gossipbus/gossip/gossip/driver/cloudevents"
 )
 
 // benchMessage is an event as gossip publishes it: a JSON payload of about
@@ -57,12 +58,12 @@ func BenchmarkWire(b *testing.B) {
 	b.Run("pubsub_encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := encodeStructured(m); err != nil {
+			if _, err := cloudevents.EncodeStructured(m); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	payload, err := encodeStructured(m)
+	payload, err := cloudevents.EncodeStructured(m)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -238,10 +238,17 @@ func parseTime(p []string, m *driver.Message, name, v string) []string {
 	return p
 }
 
-// fail returns m, and the error of problems p if there are any.
+// fail returns m, and the error of problems p if there are any. A message
+// that breaks gossip's rule for IDs, sources and metadata (another
+// producer's control characters or Latin-1 bytes) is a problem too:
+// gossip hands a handler nothing it could not publish.
 func fail(m *driver.Message, raw []byte, p []string) (*driver.Message, error) {
 	if len(p) == 0 {
-		return m, nil
+		err := driver.CheckMessage(m)
+		if err == nil {
+			return m, nil
+		}
+		p = append(p, err.Error())
 	}
 	m.Data = raw
 	if m.ContentType == "" {

@@ -91,6 +91,9 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 		return fail(m, payload, []string{"structured mode with a body that is not a JSON object: " + err.Error()})
 	}
 	var p []string
+	if !utf8.Valid(payload) {
+		p = append(p, "structured mode with JSON that is not valid UTF-8") // encoding/json would change its strings
+	}
 	if v := jsonString(ce["specversion"]); v != SpecVersion {
 		p = append(p, fmt.Sprintf("specversion %q is not %q", v, SpecVersion))
 	}
