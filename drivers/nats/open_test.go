@@ -58,7 +58,7 @@ func TestDialTimeoutBoundsTheWholeOpen(t *testing.T) {
 	_, err := gossip.NewEventBus(&gossip.Config{Driver: dsn, DialTimeout: time.Second, Logger: quiet})
 	took := time.Since(start)
 	require.Error(t, err)
-	assert.Less(t, took, 1900*time.Millisecond, "the open took %v", took)
+	assert.Less(t, took, 2500*time.Millisecond, "the open took %v", took) // 3 s before the fix; slack for a loaded machine
 	for _, addr := range []string{a, b, c} {
 		assert.Contains(t, err.Error(), addr)
 	}

@@ -115,7 +115,7 @@ func ping(ctx context.Context, client goredis.UniversalClient, addr string) erro
 		}
 		hint = fmt.Sprintf(" (is Redis running? start one with `redis-server --port %s` or `docker run -p %s:6379 redis:7`)", port, port)
 	}
-	return fmt.Errorf("redis: cannot reach %s: %v%s", addr, err, hint)
+	return fmt.Errorf("redis: connect to %s: %v%s", addr, err, hint)
 }
 
 // conn is an open connection in either mode.

@@ -66,7 +66,7 @@ func TestOpenIsBoundedByDialTimeout(t *testing.T) {
 			})
 			took := time.Since(start)
 			require.Error(t, err)
-			assert.Less(t, took, 1800*time.Millisecond, "open took %v", took)
+			assert.Less(t, took, 2500*time.Millisecond, "open took %v", took) // 5 s before the fix; slack for a loaded machine
 			assert.Contains(t, err.Error(), addr)
 			assert.NotContains(t, err.Error(), "TOPSECRET")
 		})
