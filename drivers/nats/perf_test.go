@@ -121,8 +121,10 @@ func groupConsumer(t *testing.T, js jetstream.JetStream, stream string) string {
 func TestCoreAsyncFlushDeliversWhatWasPublishedBeforeShutdown(t *testing.T) {
 	p := prefix(t)
 	got := newLedger()
-	sub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&prefix=" + p})
-	_, err := sub.Subscribe("fast", got.handler)
+	// Room for all of them: core mode drops what a subscription has no
+	// room for (TestCoreSlowConsumerIsBoundedAndReportsDrops).
+	sub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&prefix=" + p, BufferSize: 4000})
+	s, err := sub.Subscribe("fast", got.handler)
 	require.NoError(t, err)
 
 	pub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&flush=async&prefix=" + p})
@@ -134,4 +136,5 @@ func TestCoreAsyncFlushDeliversWhatWasPublishedBeforeShutdown(t *testing.T) {
 	}
 	require.NoError(t, pub.Shutdown(context.Background()))
 	got.waitFor(t, ids, 15*time.Second)
+	assert.Zero(t, s.Dropped())
 }
