@@ -62,6 +62,20 @@ func TestUnknownDriverNamesRegisteredOnes(t *testing.T) {
 		require.ErrorIs(t, err, gossip.ErrUnknownDriver, d)
 		assert.Contains(t, err.Error(), "memory", "the error lists registered drivers")
 	}
+	// An unparsable URL of an unregistered scheme is unknown too, without
+	// its password.
+	_, err := gossip.NewEventBus(&gossip.Config{Driver: "kafka://u:TOPSECRET%zz@host"})
+	require.ErrorIs(t, err, gossip.ErrUnknownDriver)
+	assert.NotContains(t, err.Error(), "TOPSECRET")
+}
+
+// An unparsable URL of a registered scheme is the driver's to explain: its
+// error, not "unknown driver", and never the password.
+func TestUnparsableURLOfAKnownDriverIsItsError(t *testing.T) {
+	_, err := gossip.NewEventBus(&gossip.Config{Driver: "memory://u:TOPSECRET%zz@orders"})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, gossip.ErrUnknownDriver)
+	assert.NotContains(t, err.Error(), "TOPSECRET")
 }
 
 func TestUnnamedMemoryBusesArePrivate(t *testing.T) {

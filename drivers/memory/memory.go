@@ -57,7 +57,7 @@ func (Driver) Open(_ context.Context, dsn string, _ driver.Options) (driver.Conn
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("memory: bad URL %q: %w", dsn, err)
+		return nil, fmt.Errorf("memory: bad URL %q: %s", driver.Redact(dsn), driver.RedactError(dsn, err))
 	}
 	name := u.Host + strings.TrimSuffix(u.Path, "/")
 	if name == "" {

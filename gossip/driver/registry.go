@@ -66,19 +66,19 @@ func Drivers() []string {
 func Lookup(dsn string) (Driver, error) {
 	registryMu.RLock()
 	var d Driver
+	scheme := false
 	if i := strings.Index(dsn, "://"); i >= 0 {
-		if _, err := url.Parse(dsn); err != nil && !strings.Contains(dsn, ",") {
-			registryMu.RUnlock()
-			return nil, fmt.Errorf("%w %q: %v (registered: %s)", ErrUnknownDriver, Redact(dsn), RedactError(dsn, err), strings.Join(Drivers(), ", "))
-		}
-		d = byScheme[strings.ToLower(dsn[:i])]
+		d, scheme = byScheme[strings.ToLower(dsn[:i])], true
 	} else {
 		d = byName[dsn]
 	}
 	registryMu.RUnlock()
-	if d == nil {
-		return nil, fmt.Errorf("%w %q (registered: %s; import a driver package such as _ \"github.com/gossipbus/gossip/drivers/nats\" to add one)",
-			ErrUnknownDriver, Redact(dsn), strings.Join(Drivers(), ", "))
+	if d != nil {
+		return d, nil // a URL the driver cannot parse is its error to explain
 	}
-	return d, nil
+	if _, err := url.Parse(dsn); scheme && err != nil {
+		return nil, fmt.Errorf("%w %q: %v (registered: %s)", ErrUnknownDriver, Redact(dsn), RedactError(dsn, err), strings.Join(Drivers(), ", "))
+	}
+	return nil, fmt.Errorf("%w %q (registered: %s; import a driver package such as _ \"github.com/gossipbus/gossip/drivers/nats\" to add one)",
+		ErrUnknownDriver, Redact(dsn), strings.Join(Drivers(), ", "))
 }
