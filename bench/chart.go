@@ -19,7 +19,7 @@ var implColors = [nImpl]color.Color{
 
 var implTitles = [nImpl]string{"raw", "gossip", "Watermill"}
 
-// drawChart draws one panel per transport (the scenarios with a
+// drawChart draws one panel per typed row (the scenarios with a
 // Transport), each with three bars: raw, gossip, Watermill, in thousands of
 // events per second on a linear axis of its own.
 func drawChart(path string, scenarios []*Scenario, outcomes [][nImpl]*Outcome) error {
