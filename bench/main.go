@@ -143,7 +143,11 @@ func run(c config) error {
 	} else {
 		log.Printf("no Redis rows: %v", rerr)
 	}
-	scenarios := buildScenarios(&natsEnv{url: ns.URL, cpu: ns.CPU}, re, c)
+	ne := &natsEnv{url: ns.URL}
+	if !ns.Embedded() {
+		ne.cpu = ns.CPU
+	}
+	scenarios := buildScenarios(ne, re, c)
 	if c.only != "" {
 		scenarios = slices.DeleteFunc(scenarios, func(s *Scenario) bool { return !strings.Contains(s.Name, c.only) })
 	}

@@ -17,7 +17,7 @@ var errNotApplicable = errors.New("not applicable")
 // natsEnv is what the NATS implementations connect to.
 type natsEnv struct {
 	url string
-	cpu func() time.Duration // the server's CPU so far (0 when embedded)
+	cpu func() time.Duration // the server process's CPU so far; nil when embedded
 }
 
 // cleanup deletes every stream the last run left.

@@ -225,7 +225,7 @@ func (rep *report) targetCells(s *Scenario, out [nImpl]*Outcome) (cells [5]strin
 	if t.Broker && haveRaw && r.cpu() > 0 {
 		x := g.cpu() / r.cpu()
 		got := fmt.Sprintf("%.2f × raw", x)
-		if rep.nats.Embedded() && s.ServerCPU == nil {
+		if s.ServerCPU == nil { // a broker row without a server process: embedded
 			got += ", server included"
 		}
 		add(3, x <= 1.5, got, "≤ 1.5", fmt.Sprintf("%.0f %% over", (x/1.5-1)*100))
@@ -324,7 +324,7 @@ func (rep *report) tables() string {
 			allocDiff = fmt.Sprintf("%+.1f", out[Gossip].allocs()-out[Raw].allocs())
 		}
 		srv := "—"
-		if s.ServerCPU != nil && !(rep.nats.Embedded() && strings.Contains(s.Impls[Raw].Label, "nats")) {
+		if s.ServerCPU != nil {
 			srv = three(s, out, func(o *Outcome) string { return fmt.Sprintf("%.2f", o.serverCPU()) })
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", s.Name,
