@@ -56,8 +56,10 @@ func drawChart(path string, scenarios []*Scenario, outcomes [][nImpl]*Outcome) e
 				label = missing(s, o, i)
 			case o.Median() >= 1e6:
 				label = fmt.Sprintf("%.2fM", o.Median()/1e6)
-			case o.Median() >= 1e3:
+			case o.Median() >= 1e4:
 				label = fmt.Sprintf("%.0fk", o.Median()/1e3)
+			case o.Median() >= 1e3:
+				label = fmt.Sprintf("%.1fk", o.Median()/1e3)
 			}
 			names[i] = implTitles[i]
 			lbl, err := plotter.NewLabels(plotter.XYLabels{
