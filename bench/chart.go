@@ -19,7 +19,7 @@ var implColors = [nImpl]color.Color{
 
 var implTitles = [nImpl]string{"raw", "gossip", "Watermill"}
 
-// drawChart draws one panel per transport (the scenarios with a
+// drawChart draws one panel per typed row (the scenarios with a
 // Transport), each with three bars: raw, gossip, Watermill, in thousands of
 // events per second on a linear axis of its own.
 func drawChart(path string, scenarios []*Scenario, outcomes [][nImpl]*Outcome) error {
@@ -56,8 +56,10 @@ func drawChart(path string, scenarios []*Scenario, outcomes [][nImpl]*Outcome) e
 				label = missing(s, o, i)
 			case o.Median() >= 1e6:
 				label = fmt.Sprintf("%.2fM", o.Median()/1e6)
-			case o.Median() >= 1e3:
+			case o.Median() >= 1e4:
 				label = fmt.Sprintf("%.0fk", o.Median()/1e3)
+			case o.Median() >= 1e3:
+				label = fmt.Sprintf("%.1fk", o.Median()/1e3)
 			}
 			names[i] = implTitles[i]
 			lbl, err := plotter.NewLabels(plotter.XYLabels{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,8 +13,33 @@ import (
 	"time"
 )
 
-// PayloadSize is the size of every event's payload, in bytes.
+// PayloadSize is the size of every raw event's payload, in bytes; the typed
+// rows' Payload encodes to about as many bytes of JSON.
 const PayloadSize = 256
+
+// Payload is the typed rows' event: the kind of struct a service publishes
+// with gossip.NewEvent and handles with gossip.Typed. Seq is the event's
+// number (0 unless paced), for latency.
+type Payload struct {
+	Seq       int      `json:"seq"`
+	UserID    string   `json:"user_id"`
+	Email     string   `json:"email"`
+	Name      string   `json:"name"`
+	Plan      string   `json:"plan"`
+	Tags      []string `json:"tags"`
+	Score     float64  `json:"score"`
+	Active    bool     `json:"active"`
+	CreatedAt int64    `json:"created_at"`
+	Note      string   `json:"note"`
+}
+
+// samplePayload encodes to 256 bytes of JSON with Seq 0 (262 with a
+// six-digit Seq).
+var samplePayload = Payload{
+	UserID: "0199c0de-7a1b-7c3d-9e4f-a0b1c2d3e4f5", Email: "ada.lovelace@example.com",
+	Name: "Ada Lovelace", Plan: "enterprise", Tags: []string{"beta", "eu-west", "vip"},
+	Score: 98.6, Active: true, CreatedAt: 1767225600, Note: "first user of the engine, eu",
+}
 
 // Shape is who subscribes: Groups consumer groups (each gets every event)
 // of Members competing members each. The zero Shape is one subscriber.
@@ -25,15 +51,31 @@ type Shape struct {
 func (s Shape) groups() int  { return max(s.Groups, 1) }
 func (s Shape) members() int { return max(s.Members, 1) }
 
-// Receiver is called once per handled delivery with the event's payload.
-type Receiver func(payload []byte)
+// Receiver is called once per handled delivery: with the raw payload and
+// seq -1 (the harness reads the number from the payload when it needs it),
+// or with a typed Payload's Seq and no bytes.
+type Receiver func(payload []byte, seq int)
 
 // Pipe is one implementation's publisher with its subscribers already live.
+// It is a BytesPipe or a ValuePipe.
 type Pipe interface {
+	Close() error
+}
+
+// BytesPipe publishes pre-encoded PayloadSize-byte payloads.
+type BytesPipe interface {
+	Pipe
 	// Publish sends a batch: one call of the implementation's publish API
 	// (variadic where it has one), returning once the transport holds it.
 	Publish(ctx context.Context, batch [][]byte) error
-	Close() error
+}
+
+// ValuePipe publishes Payload values (the typed rows), encoding them as its
+// user would.
+type ValuePipe interface {
+	Pipe
+	// PublishValues is Publish for Payload values.
+	PublishValues(ctx context.Context, batch []Payload) error
 }
 
 // Opener connects an implementation, subscribes in the given shape and
@@ -58,7 +100,9 @@ type Result struct {
 	Expected  int64
 	Groups    int
 	Elapsed   time.Duration
-	CPU       time.Duration // process CPU (+ external server CPU) during the run
+	CPU       time.Duration // the bench process's CPU during the run (the clients; the server too when embedded)
+	ServerCPU time.Duration // the server process's CPU during the run; 0 in process or when embedded
+	Allocs    uint64        // heap allocations in the bench process during the run
 	Capped    bool          // the time cap ended the run
 	Latencies []time.Duration
 }
@@ -71,13 +115,23 @@ func (r Result) Rate() float64 {
 	return float64(r.Handled) / r.Elapsed.Seconds()
 }
 
-// CPUPerMillion is CPU seconds per million handled deliveries.
-func (r Result) CPUPerMillion() float64 {
+// perEvent divides x by the handled deliveries.
+func (r Result) perEvent(x float64) float64 {
 	if r.Handled == 0 {
 		return 0
 	}
-	return r.CPU.Seconds() / float64(r.Handled) * 1e6
+	return x / float64(r.Handled)
 }
+
+// CPUMicros is the client CPU per handled delivery, in µs.
+func (r Result) CPUMicros() float64 { return r.perEvent(float64(r.CPU) / 1e3) }
+
+// ServerCPUMicros is the server's CPU per handled delivery, in µs.
+func (r Result) ServerCPUMicros() float64 { return r.perEvent(float64(r.ServerCPU) / 1e3) }
+
+// AllocsPerEvent is the bench process's heap allocations per handled
+// delivery.
+func (r Result) AllocsPerEvent() float64 { return r.perEvent(float64(r.Allocs)) }
 
 // Lost is what was published and never handled.
 func (r Result) Lost() int64 {
@@ -86,17 +140,35 @@ func (r Result) Lost() int64 {
 
 var runCounter atomic.Int64
 
-// extCPU adds the CPU time of servers outside this process (redis-server).
-var extCPU func() time.Duration
+// serverCPU reads the CPU time of the scenario's server process
+// (redis-server, nats-server in its own process); nil for none.
+var serverCPU func() time.Duration
 
-func cpuNow() time.Duration {
+// usage is a reading of the process's CPU, the server's and the
+// allocations so far.
+type usage struct {
+	cpu, server time.Duration
+	allocs      uint64
+}
+
+var allocSamples = []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}}
+
+func usageNow() usage {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if extCPU != nil {
-		d += extCPU()
+	u := usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	if serverCPU != nil {
+		u.server = serverCPU()
 	}
-	return d
+	// Both counters, as runtime.MemStats.Mallocs counts them, without
+	// stopping the world.
+	metrics.Read(allocSamples)
+	for _, s := range allocSamples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			u.allocs += s.Value.Uint64()
+		}
+	}
+	return u
 }
 
 // makePayload returns a PayloadSize-byte JSON string whose first characters
@@ -150,10 +222,13 @@ func Measure(open Opener, p Params) (Result, error) {
 		sendNs = make([]atomic.Int64, p.Events)
 		lat = make([]time.Duration, 0, expected)
 	}
-	recv := func(payload []byte) {
+	recv := func(payload []byte, seq int) {
 		if paced {
 			now := time.Now().UnixNano()
-			if seq := payloadSeq(payload); seq >= 0 && seq < len(sendNs) {
+			if seq < 0 {
+				seq = payloadSeq(payload)
+			}
+			if seq >= 0 && seq < len(sendNs) {
 				d := time.Duration(now - sendNs[seq].Load())
 				latMu.Lock()
 				lat = append(lat, d)
@@ -174,6 +249,12 @@ func Measure(open Opener, p Params) (Result, error) {
 	pipe, err := open(setupCtx, run, p.Shape, recv)
 	if err != nil {
 		return Result{}, err
+	}
+	bytesPipe, _ := pipe.(BytesPipe)
+	valuePipe, _ := pipe.(ValuePipe)
+	if bytesPipe == nil && valuePipe == nil {
+		pipe.Close()
+		return Result{}, fmt.Errorf("%T publishes neither bytes nor values", pipe)
 	}
 	closePipe := func() error {
 		errc := make(chan error, 1)
@@ -200,7 +281,7 @@ func Measure(open Opener, p Params) (Result, error) {
 	if paced {
 		interval = time.Second / time.Duration(p.Rate)
 	}
-	cpu0 := cpuNow()
+	u0 := usageNow()
 	t0 = time.Now()
 	lastNs.Store(t0.UnixNano())
 	for range p.Publishers {
@@ -208,6 +289,7 @@ func Measure(open Opener, p Params) (Result, error) {
 		go func() {
 			defer wg.Done()
 			batch := make([][]byte, 0, p.Batch)
+			values := make([]Payload, 0, p.Batch)
 			for !stop.Load() {
 				hi := next.Add(int64(p.Batch))
 				lo := hi - int64(p.Batch)
@@ -215,21 +297,37 @@ func Measure(open Opener, p Params) (Result, error) {
 					return
 				}
 				hi = min(hi, int64(p.Events))
-				batch = batch[:0]
+				batch, values = batch[:0], values[:0]
 				for i := lo; i < hi; i++ {
 					if paced {
 						if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
 							time.Sleep(d)
 						}
 						sendNs[i].Store(time.Now().UnixNano())
+					}
+					switch {
+					case valuePipe != nil:
+						v := samplePayload
+						if paced {
+							v.Seq = int(i)
+						}
+						values = append(values, v)
+					case paced:
 						batch = append(batch, makePayload(int(i)))
-					} else {
+					default:
 						batch = append(batch, shared)
 					}
 				}
-				if err := pipe.Publish(ctx, batch); err != nil {
+				var err error
+				if valuePipe != nil {
+					err = valuePipe.PublishValues(ctx, values)
+				} else {
+					err = bytesPipe.Publish(ctx, batch)
+				}
+				if err != nil {
 					if !stop.Load() {
-						pubErr.CompareAndSwap(nil, &err)
+						failed := err // &err would move err to the heap on every call
+						pubErr.CompareAndSwap(nil, &failed)
 						stop.Store(true)
 					}
 					return
@@ -285,7 +383,8 @@ wait:
 		}
 	}
 	res.Handled = handled.Load()
-	res.CPU = cpuNow() - cpu0
+	u1 := usageNow()
+	res.CPU, res.ServerCPU, res.Allocs = u1.cpu-u0.cpu, u1.server-u0.server, u1.allocs-u0.allocs
 	stop.Store(true)
 	cancel()
 	res.Elapsed = end.Sub(t0)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
 	"sync"
 	"time"
 
@@ -30,7 +31,7 @@ func rawChannel(_ context.Context, _ int, sh Shape, recv Receiver) (Pipe, error)
 			go func() {
 				defer p.wg.Done()
 				for b := range ch {
-					recv(b)
+					recv(b, -1)
 				}
 			}()
 		}
@@ -64,7 +65,7 @@ func (p *chanPipe) Close() error {
 	return nil
 }
 
-// gossipPipe publishes and subscribes through a gossip EventBus.
+// gossipPipe publishes and subscribes through gossip EventBuses.
 type gossipPipe struct {
 	pub  *gossip.EventBus
 	subs []*gossip.EventBus // buses the subscribers run on (pub included)
@@ -78,10 +79,13 @@ const benchType gossip.EventType = "bench.event"
 var gossipWorkers int
 
 // openGossip opens one bus to publish and one per subscriber, as separate
-// services would, except in process where one bus does both. group is
-// whether a single subscriber joins a group (durable transports) or
-// listens (memory, NATS core, Redis Pub/Sub).
-func openGossip(ctx context.Context, driverURL string, sh Shape, useGroup bool, recv Receiver) (*gossipPipe, error) {
+// services would; the raw-bytes rows' in-process runs use one bus for
+// both, the typed rows a named memory broker between separate buses.
+// useGroup is whether a single subscriber joins a group (durable
+// transports) or listens (memory, NATS core, Redis Pub/Sub). typed
+// subscribes with gossip.Typed[Payload]; the pipe then publishes Payload
+// values, and raw JSON otherwise.
+func openGossip(ctx context.Context, driverURL string, sh Shape, useGroup, typed bool, recv Receiver) (Pipe, error) {
 	newBus := func() (*gossip.EventBus, error) {
 		return gossip.NewEventBus(&gossip.Config{Driver: driverURL, Source: "bench", Workers: gossipWorkers})
 	}
@@ -93,19 +97,25 @@ func openGossip(ctx context.Context, driverURL string, sh Shape, useGroup bool, 
 	handler := func(_ context.Context, e *gossip.Event) error {
 		switch d := e.Data.(type) {
 		case json.RawMessage:
-			recv(d)
+			recv(d, -1)
 		case []byte:
-			recv(d)
+			recv(d, -1)
 		default:
 			return fmt.Errorf("unexpected payload %T", e.Data)
 		}
 		return nil
 	}
-	inProcess := pub.Transport() == "memory"
+	if typed {
+		handler = gossip.Typed(func(_ context.Context, _ *gossip.Event, v Payload) error {
+			recv(nil, v.Seq)
+			return nil
+		})
+	}
+	oneBus := pub.Transport() == "memory" && !typed
 	for g := range sh.groups() {
 		for range sh.members() {
 			bus := pub
-			if !inProcess {
+			if !oneBus {
 				if bus, err = newBus(); err != nil {
 					p.Close()
 					return nil, err
@@ -122,13 +132,34 @@ func openGossip(ctx context.Context, driverURL string, sh Shape, useGroup bool, 
 			}
 		}
 	}
+	if typed {
+		return gossipValuePipe{p}, nil
+	}
 	return p, nil
 }
 
+// Publish publishes raw JSON, one event per payload.
 func (p *gossipPipe) Publish(ctx context.Context, batch [][]byte) error {
+	if len(batch) == 1 {
+		return p.pub.Publish(ctx, gossip.NewEvent(benchType, json.RawMessage(batch[0])))
+	}
 	events := make([]*gossip.Event, len(batch))
 	for i, b := range batch {
 		events[i] = gossip.NewEvent(benchType, json.RawMessage(b))
+	}
+	return p.pub.Publish(ctx, events...)
+}
+
+// gossipValuePipe publishes Payload values: gossip.NewEvent(type, value).
+type gossipValuePipe struct{ *gossipPipe }
+
+func (p gossipValuePipe) PublishValues(ctx context.Context, batch []Payload) error {
+	if len(batch) == 1 {
+		return p.pub.Publish(ctx, gossip.NewEvent(benchType, batch[0]))
+	}
+	events := make([]*gossip.Event, len(batch))
+	for i, v := range batch {
+		events[i] = gossip.NewEvent(benchType, v)
 	}
 	return p.pub.Publish(ctx, events...)
 }
@@ -153,19 +184,34 @@ func (p *gossipPipe) Close() error {
 	return first
 }
 
-func gossipMemory(ctx context.Context, _ int, sh Shape, recv Receiver) (Pipe, error) {
-	return openGossip(ctx, "memory", sh, false, recv)
+// gossipMemory is gossip in process: one bus ("memory") for the raw-bytes
+// rows; for the typed rows a publisher bus and subscriber buses on one
+// named broker, as separate services in one process would be.
+func gossipMemory(typed bool) Opener {
+	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
+		u := "memory"
+		if typed {
+			u = fmt.Sprintf("memory://bench%d", run)
+		}
+		return openGossip(ctx, u, sh, false, typed, recv)
+	}
 }
 
 // watermillGoChannel is Watermill's in-process pub/sub. It has no consumer
 // groups: every subscriber gets every message.
-func watermillGoChannel(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
+func watermillGoChannel(typed bool) Opener {
+	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
+		return openGoChannel(run, sh, typed, recv)
+	}
+}
+
+func openGoChannel(run int, sh Shape, typed bool, recv Receiver) (Pipe, error) {
 	if sh.members() > 1 {
 		return nil, errNotApplicable
 	}
 	gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: memBuffer}, watermill.NopLogger{})
 	topic := fmt.Sprintf("bench_%d", run)
-	p := &wmPipe{pub: gc, topic: topic, recv: recv, closers: []func() error{gc.Close}}
+	p := &wmPipe{pub: gc, topic: topic, recv: recv, typed: typed, closers: []func() error{gc.Close}}
 	subCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	for range sh.groups() {
@@ -176,18 +222,29 @@ func watermillGoChannel(ctx context.Context, run int, sh Shape, recv Receiver) (
 		}
 		p.consume(msgs)
 	}
-	return p, nil
+	return p.pipe(), nil
 }
 
 // wmPipe publishes with a Watermill Publisher and consumes Watermill
-// subscription channels.
+// subscription channels. typed: it publishes Payload values marshalled
+// with encoding/json and unmarshals each message into a Payload, as a
+// Watermill user with a struct would (Watermill's payloads are []byte).
 type wmPipe struct {
 	pub     message.Publisher
 	topic   string
 	recv    Receiver
+	typed   bool
 	cancel  context.CancelFunc
 	closers []func() error
 	wg      sync.WaitGroup
+}
+
+// pipe is p as the harness should drive it: values when typed.
+func (p *wmPipe) pipe() Pipe {
+	if p.typed {
+		return wmValuePipe{p}
+	}
+	return p
 }
 
 func (p *wmPipe) consume(msgs <-chan *message.Message) {
@@ -195,15 +252,48 @@ func (p *wmPipe) consume(msgs <-chan *message.Message) {
 	go func() {
 		defer p.wg.Done()
 		for m := range msgs {
-			p.recv(m.Payload)
+			if p.typed {
+				var v Payload
+				if err := json.Unmarshal(m.Payload, &v); err != nil {
+					log.Printf("watermill: %v", err)
+				}
+				p.recv(nil, v.Seq)
+			} else {
+				p.recv(m.Payload, -1)
+			}
 			m.Ack()
 		}
 	}()
 }
 
 func (p *wmPipe) Publish(_ context.Context, batch [][]byte) error {
+	if len(batch) == 1 {
+		return p.pub.Publish(p.topic, message.NewMessage(watermill.NewUUID(), batch[0]))
+	}
 	msgs := make([]*message.Message, len(batch))
 	for i, b := range batch {
+		msgs[i] = message.NewMessage(watermill.NewUUID(), b)
+	}
+	return p.pub.Publish(p.topic, msgs...)
+}
+
+// wmValuePipe is a typed wmPipe.
+type wmValuePipe struct{ *wmPipe }
+
+func (p wmValuePipe) PublishValues(_ context.Context, batch []Payload) error {
+	if len(batch) == 1 {
+		b, err := json.Marshal(batch[0])
+		if err != nil {
+			return err
+		}
+		return p.pub.Publish(p.topic, message.NewMessage(watermill.NewUUID(), b))
+	}
+	msgs := make([]*message.Message, len(batch))
+	for i, v := range batch {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
 		msgs[i] = message.NewMessage(watermill.NewUUID(), b)
 	}
 	return p.pub.Publish(p.topic, msgs...)

@@ -17,6 +17,7 @@ var errNotApplicable = errors.New("not applicable")
 // natsEnv is what the NATS implementations connect to.
 type natsEnv struct {
 	url string
+	cpu func() time.Duration // the server process's CPU so far; nil when embedded
 }
 
 // cleanup deletes every stream the last run left.
@@ -64,7 +65,7 @@ func (e *natsEnv) rawCore(_ context.Context, run int, sh Shape, recv Receiver) (
 				return nil, err
 			}
 			p.subs = append(p.subs, nc)
-			cb := func(m *nats.Msg) { recv(m.Data) }
+			cb := func(m *nats.Msg) { recv(m.Data, -1) }
 			if sh.Groups > 1 || sh.Members > 1 {
 				_, err = nc.QueueSubscribe(p.subject, fmt.Sprintf("g%d", g), cb)
 			} else {
@@ -147,7 +148,7 @@ func (e *natsEnv) rawJetStream(ctx context.Context, run int, sh Shape, recv Rece
 				return nil, err
 			}
 			cc, err := cons.Consume(func(m jetstream.Msg) {
-				recv(m.Data())
+				recv(m.Data(), -1)
 				_ = m.Ack()
 			})
 			if err != nil {
@@ -198,7 +199,7 @@ func (p *natsJSPipe) Close() error {
 
 // --- Watermill: watermill-nats v2, core (JetStream disabled) or JetStream ---
 
-func (e *natsEnv) watermill(jetStream bool) Opener {
+func (e *natsEnv) watermill(jetStream, typed bool) Opener {
 	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
 		logger := watermill.NopLogger{}
 		topic := fmt.Sprintf("wm%d", run)
@@ -209,7 +210,7 @@ func (e *natsEnv) watermill(jetStream bool) Opener {
 		if err != nil {
 			return nil, err
 		}
-		p := &wmPipe{pub: pub, topic: topic, recv: recv, closers: []func() error{pub.Close}}
+		p := &wmPipe{pub: pub, topic: topic, recv: recv, typed: typed, closers: []func() error{pub.Close}}
 		subCtx, cancel := context.WithCancel(context.Background())
 		p.cancel = cancel
 		for g := range sh.groups() {
@@ -241,13 +242,13 @@ func (e *natsEnv) watermill(jetStream bool) Opener {
 				p.consume(msgs)
 			}
 		}
-		return p, nil
+		return p.pipe(), nil
 	}
 }
 
 // --- gossip on its NATS driver ---
 
-func (e *natsEnv) gossip(mode string) Opener {
+func (e *natsEnv) gossip(mode string, typed bool) Opener {
 	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
 		if !haveNATSDriver {
 			return nil, errPending
@@ -261,7 +262,7 @@ func (e *natsEnv) gossip(mode string) Opener {
 			u += "&mode=core"
 			useGroup = false
 		}
-		return openGossip(ctx, u, sh, useGroup, recv)
+		return openGossip(ctx, u, sh, useGroup, typed, recv)
 	}
 }
 

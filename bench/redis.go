@@ -84,7 +84,7 @@ func (e *redisEnv) rawStreams(ctx context.Context, run int, sh Shape, recv Recei
 						ids := make([]string, len(s.Messages))
 						for i, m := range s.Messages {
 							d, _ := m.Values["d"].(string)
-							recv([]byte(d))
+							recv([]byte(d), -1)
 							ids[i] = m.ID
 						}
 						if len(ids) > 0 {
@@ -144,7 +144,7 @@ func (e *redisEnv) rawPubSub(ctx context.Context, run int, sh Shape, recv Receiv
 	go func() {
 		defer p.wg.Done()
 		for m := range ch {
-			recv([]byte(m.Payload))
+			recv([]byte(m.Payload), -1)
 		}
 	}()
 	return p, nil
@@ -170,7 +170,13 @@ func (p *redisPubSubPipe) Close() error {
 
 // --- Watermill: watermill-redisstream ---
 
-func (e *redisEnv) watermill(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
+func (e *redisEnv) watermill(typed bool) Opener {
+	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
+		return e.openWatermill(ctx, run, sh, typed, recv)
+	}
+}
+
+func (e *redisEnv) openWatermill(ctx context.Context, run int, sh Shape, typed bool, recv Receiver) (Pipe, error) {
 	logger := watermill.NopLogger{}
 	pc := e.client()
 	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: pc}, logger)
@@ -178,7 +184,7 @@ func (e *redisEnv) watermill(ctx context.Context, run int, sh Shape, recv Receiv
 		pc.Close()
 		return nil, err
 	}
-	p := &wmPipe{pub: pub, topic: fmt.Sprintf("wm%d", run), recv: recv, closers: []func() error{pub.Close, quietClose(pc)}}
+	p := &wmPipe{pub: pub, topic: fmt.Sprintf("wm%d", run), recv: recv, typed: typed, closers: []func() error{pub.Close, quietClose(pc)}}
 	subCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	for g := range sh.groups() {
@@ -202,12 +208,12 @@ func (e *redisEnv) watermill(ctx context.Context, run int, sh Shape, recv Receiv
 			p.consume(msgs)
 		}
 	}
-	return p, nil
+	return p.pipe(), nil
 }
 
 // --- gossip on its Redis driver ---
 
-func (e *redisEnv) gossip(mode string) Opener {
+func (e *redisEnv) gossip(mode string, typed bool) Opener {
 	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
 		if !haveRedisDriver {
 			return nil, errPending
@@ -223,7 +229,7 @@ func (e *redisEnv) gossip(mode string) Opener {
 			u += "&mode=pubsub"
 			useGroup = false
 		}
-		return openGossip(ctx, u, sh, useGroup, recv)
+		return openGossip(ctx, u, sh, useGroup, typed, recv)
 	}
 }
 

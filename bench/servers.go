@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -15,20 +17,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// natsServer is an embedded nats-server with JetStream on a free loopback
-// port, storing in a temporary directory.
+// natsServer is a nats-server with JetStream on a free loopback port,
+// storing in a temporary directory: in a child process (this binary run
+// with -serve-nats), so that the bench process's CPU and allocations are
+// the clients' alone, or embedded in the bench process when that fails or
+// -nats-embedded asks for it.
 type natsServer struct {
-	srv *natsserver.Server
-	dir string
-	URL string
+	srv   *natsserver.Server // embedded
+	cmd   *exec.Cmd          // child process
+	stdin io.Closer          // closing it stops the child
+	dir   string
+	URL   string
 }
 
-func startNATS() (*natsServer, error) {
-	dir, err := os.MkdirTemp("", "gossip-bench-nats-")
-	if err != nil {
-		return nil, err
-	}
-	srv, err := natsserver.NewServer(&natsserver.Options{
+// natsOptions are the server's options, the same in both places.
+func natsOptions(dir string) *natsserver.Options {
+	return &natsserver.Options{
 		Host:      "127.0.0.1",
 		Port:      natsserver.RANDOM_PORT,
 		JetStream: true,
@@ -39,23 +43,123 @@ func startNATS() (*natsServer, error) {
 		JetStreamMaxMemory: 1 << 30,
 		JetStreamMaxStore:  8 << 30,
 		MaxPayload:         1 << 20,
-	})
+	}
+}
+
+func startNATS(embedded bool) (*natsServer, error) {
+	dir, err := os.MkdirTemp("", "gossip-bench-nats-")
+	if err != nil {
+		return nil, err
+	}
+	if !embedded {
+		s, err := startNATSProcess(dir)
+		if err == nil {
+			return s, nil
+		}
+		log.Printf("nats-server in a child process: %v; embedding it (client CPU and allocations then include the server's)", err)
+	}
+	srv, err := startEmbeddedNATS(dir)
 	if err != nil {
 		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &natsServer{srv: srv, dir: dir, URL: srv.ClientURL()}, nil
+}
+
+func startEmbeddedNATS(dir string) (*natsserver.Server, error) {
+	srv, err := natsserver.NewServer(natsOptions(dir))
+	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("nats-server: not ready within 10s")
 	}
-	return &natsServer{srv: srv, dir: dir, URL: srv.ClientURL()}, nil
+	return srv, nil
+}
+
+// startNATSProcess runs this binary with -serve-nats and reads the URL it
+// prints. The child stops when its stdin closes, so also when this process
+// dies.
+func startNATSProcess(dir string) (*natsServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "-serve-nats", dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &natsServer{cmd: cmd, stdin: stdin, dir: dir}
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- strings.TrimSpace(l)
+	}()
+	select {
+	case s.URL = <-line:
+	case <-time.After(15 * time.Second):
+	}
+	if !strings.HasPrefix(s.URL, "nats://") {
+		s.stopProcess()
+		return nil, fmt.Errorf("no URL from the child within 15s (got %q)", s.URL)
+	}
+	return s, nil
+}
+
+// serveNATS is the child's side: serve until stdin closes.
+func serveNATS(dir string) error {
+	srv, err := startEmbeddedNATS(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Println(srv.ClientURL())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	return nil
+}
+
+// Embedded is whether the server runs in the bench process.
+func (s *natsServer) Embedded() bool { return s.srv != nil }
+
+// CPU is the child server's CPU time so far; 0 when embedded.
+func (s *natsServer) CPU() time.Duration {
+	if s.cmd == nil {
+		return 0
+	}
+	return procCPU(s.cmd.Process.Pid)
+}
+
+func (s *natsServer) stopProcess() {
+	_ = s.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
 }
 
 func (s *natsServer) Stop() {
-	s.srv.Shutdown()
-	s.srv.WaitForShutdown()
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	} else {
+		s.stopProcess()
+	}
 	os.RemoveAll(s.dir)
 }
 
