@@ -30,8 +30,9 @@ func (c *discardConn) Close(context.Context) error { return nil }
 
 var errBench = &DecodeError{}
 
-// feedSub is a durable subscription fed by the benchmark: a channel of
-// deliveries, and acks counted.
+// feedSub is a durable subscription fed by the benchmark, as JetStream's
+// and Redis Streams' are: a channel of deliveries, acks counted, deliveries
+// kept alive.
 type feedSub struct {
 	ch    chan driver.Delivery
 	acked atomic.Int64
@@ -39,9 +40,10 @@ type feedSub struct {
 	done  chan struct{}
 }
 
-func (s *feedSub) Deliveries() <-chan driver.Delivery { return s.ch }
-func (s *feedSub) Stop(context.Context) error         { return nil }
-func (s *feedSub) Close(context.Context) error        { return nil }
+func (s *feedSub) Deliveries() <-chan driver.Delivery                 { return s.ch }
+func (s *feedSub) Stop(context.Context) error                         { return nil }
+func (s *feedSub) Close(context.Context) error                        { return nil }
+func (s *feedSub) KeepAlive(context.Context, []driver.Delivery) error { return nil }
 func (s *feedSub) Ack(_ context.Context, ds []driver.Delivery) error {
 	if s.acked.Add(int64(len(ds))) == s.want {
 		close(s.done)
