@@ -90,9 +90,13 @@ func (st *settler) close() {
 }
 
 // hold registers d for keep-alive, where the transport needs it, until
-// unhold.
-func (st *settler) hold(d driver.Delivery) *heldDelivery {
-	h := &heldDelivery{d: d, last: time.Now()}
+// unhold. It records d in h, or in a new heldDelivery when h is nil; a
+// worker passes the one it reuses for every delivery it handles.
+func (st *settler) hold(h *heldDelivery, d driver.Delivery) *heldDelivery {
+	if h == nil {
+		h = new(heldDelivery)
+	}
+	*h = heldDelivery{d: d, last: time.Now()}
 	if st.held != nil {
 		st.heldMu.Lock()
 		st.held[h] = struct{}{}
@@ -219,7 +223,7 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 		r.settleStopped(d)
 		return
 	}
-	h := r.s.settle.hold(d)
+	h := r.s.settle.hold(nil, d)
 	var t *time.Timer
 	t = time.AfterFunc(delay, func() {
 		r.mu.Lock()
