@@ -154,6 +154,16 @@ func (s *Subscription) work() {
 	}
 	deliveries := s.ds.Deliveries()
 	for {
+		// A busy subscription takes its next delivery without a select
+		// over both channels: one channel operation, not two locks.
+		select {
+		case d, ok := <-deliveries:
+			if ok {
+				s.dispatch(d, held)
+				continue
+			}
+		default:
+		}
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
