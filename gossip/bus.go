@@ -33,8 +33,9 @@ type EventBus struct {
 
 	dropObservers dropObservers
 
-	publishFn atomic.Pointer[PublishFunc]
-	lastType  atomic.Pointer[EventType] // the last valid type published
+	publishFn    atomic.Pointer[PublishFunc]
+	plainPublish atomic.Bool               // no publish middleware: publishFn is send
+	lastType     atomic.Pointer[EventType] // the last valid type published
 
 	closed       atomic.Bool
 	drained      atomic.Bool // Shutdown has seen every handler return
@@ -115,6 +116,7 @@ func (b *EventBus) rebuildPublish() {
 		fn = b.pubMW[i](fn)
 	}
 	b.publishFn.Store(&fn)
+	b.plainPublish.Store(len(b.pubMW) == 0)
 }
 
 // Transport is the name of the transport the bus runs on ("memory",
@@ -148,7 +150,12 @@ func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
 	if b.closed.Load() && (b.drained.Load() || ctx.Value(handlerKey{}) != b) {
 		return ErrClosed // handlers still finishing during Shutdown may publish
 	}
-	return (*b.publishFn.Load())(ctx, events)
+	if b.plainPublish.Load() {
+		return b.send(ctx, events)
+	}
+	// The copy lets the caller's events stay on its stack when no publish
+	// middleware (which may keep them) runs.
+	return (*b.publishFn.Load())(ctx, slices.Clone(events))
 }
 
 // publishInternal publishes on behalf of the bus itself (dead letters),
@@ -232,8 +239,10 @@ func (b *EventBus) prepare(e *Event) error {
 	}
 	if e.ID == "" {
 		e.ID = NewID()
-	} else if err := driver.CheckID(e.ID); err != nil {
-		return fmt.Errorf("%w (%s): %v", ErrInvalidEvent, e.Type, err)
+	} else if !e.madeID() { // NewEvent's own ID keeps the rule
+		if err := driver.CheckID(e.ID); err != nil {
+			return fmt.Errorf("%w (%s): %v", ErrInvalidEvent, e.Type, err)
+		}
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = time.Now()

@@ -74,12 +74,12 @@ type spareMessage struct {
 	owner *Event // a copy of the Event does not own it
 	used  uint32 // claimed by the first publish
 	msg   driver.Message
+	id    [36]byte // the ID NewEvent made, never written after
 }
 
 type eventWithMessage struct {
 	Event
 	spare spareMessage
-	id    [36]byte // Event.ID's bytes, never written after NewEvent
 }
 
 // message returns the transport message for e: its own on the first
@@ -92,13 +92,20 @@ func (e *Event) message() *driver.Message {
 	return new(driver.Message)
 }
 
+// madeID reports whether e's ID is the one NewEvent made for it, which
+// needs no check.
+func (e *Event) madeID() bool {
+	sp := e.spare
+	return sp != nil && sp.owner == e && len(e.ID) == len(sp.id) && unsafe.StringData(e.ID) == &sp.id[0]
+}
+
 // NewEvent returns an event of type t carrying data, with a fresh ID and the
 // current time.
 func NewEvent(t EventType, data any) *Event {
 	now := time.Now()
 	ew := &eventWithMessage{Event: Event{Type: t, Timestamp: now, Data: data}}
-	putID(&ew.id, now)
-	ew.ID = unsafe.String(&ew.id[0], len(ew.id)) // one allocation for all of it
+	putID(&ew.spare.id, now)
+	ew.ID = unsafe.String(&ew.spare.id[0], len(ew.spare.id)) // one allocation for all of it
 	ew.spare.owner = &ew.Event
 	ew.Event.spare = &ew.spare
 	return &ew.Event

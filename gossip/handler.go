@@ -29,10 +29,9 @@ func Chain(m ...Middleware) Middleware {
 // retried.
 func Typed[T any](h func(ctx context.Context, e *Event, data T) error) Handler {
 	return func(ctx context.Context, e *Event) error {
-		var v T
 		if e.raw == nil {
 			switch d := e.Data.(type) {
-			case T:
+			case T: // in process, the publisher's value as it is
 				return h(ctx, e, d)
 			case *T:
 				if d != nil {
@@ -40,11 +39,21 @@ func Typed[T any](h func(ctx context.Context, e *Event, data T) error) Handler {
 				}
 			}
 		}
-		if err := e.Decode(&v); err != nil {
+		v, err := decodeAs[T](e)
+		if err != nil {
 			return err
 		}
 		return h(ctx, e, v)
 	}
+}
+
+// decodeAs decodes e's data straight into a T. It is apart from Typed so
+// that the T it decodes into is allocated only here, not for the events
+// Typed hands over without decoding.
+func decodeAs[T any](e *Event) (T, error) {
+	var v T
+	err := e.Decode(&v)
+	return v, err
 }
 
 // PublishFunc publishes a batch of events; it is the shape publish-side

@@ -20,6 +20,7 @@ type settler struct {
 	gaveUp    atomic.Bool
 	calls     context.Context // cancelled when Shutdown gives up
 	endCalls  context.CancelFunc
+	bound     boundCalls
 	acks      coalescer
 	releases  coalescer
 	heldMu    sync.Mutex
@@ -57,9 +58,7 @@ func (st *settler) call(what string, ds []driver.Delivery, f func(ctx context.Co
 	if st.closed || st.gaveUp.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(st.calls, st.s.bus.cfg.DialTimeout)
-	defer cancel()
-	if err := f(ctx); err != nil && st.calls.Err() == nil {
+	if err := f(st.bound.context(st.calls, st.s.bus.cfg.DialTimeout)); err != nil && st.calls.Err() == nil {
 		st.s.bus.logger.Warn("gossip: "+what+" failed; the transport redelivers the events after its ack wait",
 			"pattern", string(st.s.pattern), "group", st.s.cfg.group, "events", len(ds), "first_id", ds[0].ID, "error", err)
 	}
@@ -91,9 +90,13 @@ func (st *settler) close() {
 }
 
 // hold registers d for keep-alive, where the transport needs it, until
-// unhold.
-func (st *settler) hold(d driver.Delivery) *heldDelivery {
-	h := &heldDelivery{d: d, last: time.Now()}
+// unhold. It records d in h, or in a new heldDelivery when h is nil; a
+// worker passes the one it reuses for every delivery it handles.
+func (st *settler) hold(h *heldDelivery, d driver.Delivery) *heldDelivery {
+	if h == nil {
+		h = new(heldDelivery)
+	}
+	*h = heldDelivery{d: d, last: time.Now()}
 	if st.held != nil {
 		st.heldMu.Lock()
 		st.held[h] = struct{}{}
@@ -135,6 +138,30 @@ func (st *settler) keepAlive() {
 			}
 		}
 	}
+}
+
+// boundCalls bounds settling calls in time without a timer per call: calls
+// share a context with a deadline, replaced by a new one when less than half
+// of the limit is left. So each call has between half the limit and the
+// limit (Config.DialTimeout), and a busy subscription makes a timer every
+// half limit rather than one per ack.
+type boundCalls struct {
+	mu       sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelFunc // of ctx; it ends by itself at its deadline
+	deadline time.Time
+}
+
+func (bc *boundCalls) context(parent context.Context, limit time.Duration) context.Context {
+	now := time.Now()
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if bc.ctx == nil || bc.deadline.Sub(now) < limit/2 {
+		// The old context may still serve a call: it is left to its deadline.
+		bc.deadline = now.Add(limit)
+		bc.ctx, bc.cancel = context.WithDeadline(parent, bc.deadline)
+	}
+	return bc.ctx
 }
 
 // coalescer joins calls without a goroutine of its own: a caller that finds
@@ -196,7 +223,7 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 		r.settleStopped(d)
 		return
 	}
-	h := r.s.settle.hold(d)
+	h := r.s.settle.hold(nil, d)
 	var t *time.Timer
 	t = time.AfterFunc(delay, func() {
 		r.mu.Lock()

@@ -148,8 +148,22 @@ func (s *Subscription) start() {
 
 func (s *Subscription) work() {
 	defer s.workers.Done()
+	var held *heldDelivery // what this worker handles, kept alive
+	if s.keeper != nil {
+		held = new(heldDelivery)
+	}
 	deliveries := s.ds.Deliveries()
 	for {
+		// A busy subscription takes its next delivery without a select
+		// over both channels: one channel operation, not two locks.
+		select {
+		case d, ok := <-deliveries:
+			if ok {
+				s.dispatch(d, held)
+				continue
+			}
+		default:
+		}
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
@@ -157,12 +171,12 @@ func (s *Subscription) work() {
 				s.redelive.deliveriesClosed()
 				continue
 			}
-			s.dispatch(d)
+			s.dispatch(d, held)
 		case d, ok := <-s.redelive.ch:
 			if !ok {
 				return
 			}
-			s.dispatch(d)
+			s.dispatch(d, held)
 			s.redelive.done()
 		}
 	}
@@ -170,14 +184,14 @@ func (s *Subscription) work() {
 
 // dispatch handles a delivery, or, once the subscription stops, hands an
 // unstarted one back to its group (or drops it when Shutdown gave up).
-func (s *Subscription) dispatch(d driver.Delivery) {
+func (s *Subscription) dispatch(d driver.Delivery, held *heldDelivery) {
 	switch {
 	case s.settle.abandoned():
 		s.notHandled(d)
 	case s.releaser != nil && s.redelive.stopped():
 		s.settle.release(d)
 	default:
-		s.handle(d)
+		s.handle(d, held)
 	}
 }
 
@@ -191,8 +205,9 @@ func (s *Subscription) notHandled(d driver.Delivery) {
 		"id", d.ID, "type", d.Type, "group", s.cfg.group, "deliveries", d.Attempt)
 }
 
-// handle runs the handler for one delivery and settles it.
-func (s *Subscription) handle(d driver.Delivery) {
+// handle runs the handler for one delivery and settles it. held is the
+// worker's record for keep-alive (nil when the transport needs none).
+func (s *Subscription) handle(d driver.Delivery, held *heldDelivery) {
 	if d.Err != nil { // the driver could not read it
 		s.deadLetter(d, d.Err)
 		return
@@ -204,9 +219,8 @@ func (s *Subscription) handle(d driver.Delivery) {
 			ErrPoison, d.Attempt, s.cfg.maxDeliveries))
 		return
 	}
-	var held *heldDelivery
-	if s.keeper != nil {
-		held = s.settle.hold(d)
+	if held != nil {
+		s.settle.hold(held, d)
 	}
 	err := s.handler(s.ctx, s.event(d))
 	s.settle.unhold(held)
