@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -31,22 +32,14 @@ func BenchmarkWire(b *testing.B) {
 	m := benchMessage()
 	b.Run("stream_encode", func(b *testing.B) {
 		b.ReportAllocs()
+		ctx, maxLen := context.Background(), int64(100000)
 		for b.Loop() {
-			if v := streamValues(m); len(v) == 0 {
+			if cmd := xadd(ctx, "gossip:{user_service.user.created}:stream", &maxLen, m); len(cmd.Args()) == 0 {
 				b.Fatal("no fields")
 			}
 		}
 	})
-	vals := streamValues(m)
-	entry := make(map[string]any, len(vals)/2) // as go-redis hands an entry over
-	for i := 0; i < len(vals); i += 2 {
-		switch v := vals[i+1].(type) {
-		case []byte:
-			entry[vals[i].(string)] = string(v)
-		default:
-			entry[vals[i].(string)] = v
-		}
-	}
+	entry := entryWritten(m) // as go-redis hands an entry over
 	b.Run("stream_decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
