@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,11 +76,13 @@ func BenchmarkPublish(b *testing.B) {
 				msgs := benchBatch(n)
 				ctx := context.Background()
 				b.ReportAllocs()
+				start := cpuTime()
 				for b.Loop() {
 					if err := c.Publish(ctx, msgs); err != nil {
 						b.Fatal(err)
 					}
 				}
+				reportCPU(b, cpuTime()-start)
 			})
 		}
 	}
@@ -101,6 +104,7 @@ func BenchmarkDelivery(b *testing.B) {
 		s := benchStreamSub(c, "", n)
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			st.lastID = "0" // the same 100 entries every time
 			res, err := s.fetch(c.client, []*stream{st})
@@ -112,6 +116,7 @@ func BenchmarkDelivery(b *testing.B) {
 			}
 			drain(b, s.ch)
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 	b.Run("streams/group_ack", func(b *testing.B) {
 		c := benchConn(b, Streams)
@@ -123,6 +128,7 @@ func BenchmarkDelivery(b *testing.B) {
 		}
 		g := groupSub{s}
 		ds := make([]driver.Delivery, 0, n)
+		var spent time.Duration
 		b.ReportAllocs()
 		for b.Loop() {
 			b.StopTimer()
@@ -130,6 +136,7 @@ func BenchmarkDelivery(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
+			start := cpuTime()
 			res, err := s.fetch(c.client, []*stream{st})
 			if err != nil {
 				b.Fatal(err)
@@ -144,7 +151,9 @@ func BenchmarkDelivery(b *testing.B) {
 			if err := g.Ack(ctx, ds); err != nil {
 				b.Fatal(err)
 			}
+			spent += cpuTime() - start
 		}
+		reportCPU(b, spent)
 	})
 	b.Run("pubsub", func(b *testing.B) {
 		c := benchConn(b, PubSub)
@@ -155,6 +164,7 @@ func BenchmarkDelivery(b *testing.B) {
 		}
 		defer func() { _ = sub.Close(ctx) }()
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			// Published with the timer running: Pub/Sub keeps nothing to
 			// read later. Subtract BenchmarkPublish/pubsub/batch=100.
@@ -167,6 +177,7 @@ func BenchmarkDelivery(b *testing.B) {
 				}
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 }
 
@@ -191,4 +202,19 @@ func modeName(m Mode) string {
 		return "pubsub"
 	}
 	return "streams"
+}
+
+// cpuTime is the CPU time (user and system) the process has used: every
+// goroutine's, go-redis's readers and the garbage collector's too.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time spent over b.N ops as cpu-ns/op: on a
+// machine shared with other work, steadier than sec/op, and what a client
+// pays per event on a machine it shares with the server.
+func reportCPU(b *testing.B, spent time.Duration) {
+	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

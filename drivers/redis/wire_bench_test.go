@@ -33,28 +33,34 @@ func BenchmarkWire(b *testing.B) {
 	b.Run("stream_encode", func(b *testing.B) {
 		b.ReportAllocs()
 		ctx, maxLen := context.Background(), int64(100000)
+		start := cpuTime()
 		for b.Loop() {
 			if cmd := xadd(ctx, "gossip:{user_service.user.created}:stream", &maxLen, m); len(cmd.Args()) == 0 {
 				b.Fatal("no fields")
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 	entry := entryWritten(m) // as go-redis hands an entry over
 	b.Run("stream_decode", func(b *testing.B) {
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := decodeEntry(m.Type, entry); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 	b.Run("pubsub_encode", func(b *testing.B) {
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := cloudevents.EncodeStructured(m); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 	payload, err := cloudevents.EncodeStructured(m)
 	if err != nil {
@@ -62,10 +68,12 @@ func BenchmarkWire(b *testing.B) {
 	}
 	b.Run("pubsub_decode", func(b *testing.B) {
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := decodeStructured(m.Type, payload); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 }
