@@ -172,6 +172,14 @@ func (c *conn) typesChannel() string          { return c.opts.prefix + ":types-a
 func (c *conn) groupsKey() string             { return c.opts.prefix + ":groups" }
 func (c *conn) pubsubChannel(t string) string { return c.opts.prefix + ":" + t }
 
+// key is the stream (Streams) or the channel (Pub/Sub) of event type t.
+func (c *conn) key(t string) string {
+	if c.opts.mode == PubSub {
+		return c.pubsubChannel(t)
+	}
+	return c.streamKey(t)
+}
+
 // registerScript adds a type to the registry and tells wildcard
 // subscriptions when it is new, in one command.
 var registerScript = goredis.NewScript(`
@@ -197,38 +205,36 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if c.closed.Load() {
 		return errors.New("redis: publish on a closed connection")
 	}
-	// The commands are queued on a pipeline of their own only to build
-	// them; c.pipe sends them.
-	build := c.client.Pipeline()
+	cmds := make([]goredis.Cmder, 0, len(msgs)+2)
+	var key any // msgs[i].Type's stream or channel, made once for a run of one type
 	var newTypes []string
 	now := time.Now()
 	for i, m := range msgs {
+		if i == 0 || m.Type != msgs[i-1].Type {
+			key = c.key(m.Type)
+		}
 		if c.opts.mode == PubSub {
 			payload, err := cloudevents.EncodeStructured(m)
 			if err != nil {
 				return fmt.Errorf("redis: encode %s: %w", m.ID, err)
 			}
-			build.Publish(ctx, c.pubsubChannel(m.Type), payload)
+			cmds = append(cmds, goredis.NewIntCmd(ctx, "publish", key, payload))
 			continue
 		}
-		args := &goredis.XAddArgs{Stream: c.streamKey(m.Type), Values: streamValues(m)}
-		if c.opts.maxLen > 0 {
-			args.MaxLen, args.Approx = c.opts.maxLen, true
-		}
-		build.XAdd(ctx, args)
+		cmds = append(cmds, xadd(ctx, key, &c.opts.maxLen, m))
 		if slices.ContainsFunc(msgs[:i], func(p *driver.Message) bool { return p.Type == m.Type }) {
 			continue // trimmed and registered for an earlier message
 		}
 		if c.opts.maxAge > 0 {
 			minID := strconv.FormatInt(now.Add(-c.opts.maxAge).UnixMilli(), 10)
-			build.XTrimMinIDApprox(ctx, c.streamKey(m.Type), minID, 0)
+			cmds = append(cmds, goredis.NewIntCmd(ctx, "xtrim", key, "minid", "~", minID))
 		}
 		if at, ok := c.known.Load(m.Type); !ok || now.Sub(at.(time.Time)) > registerEvery {
 			newTypes = append(newTypes, m.Type)
-			registerScript.Eval(ctx, build, []string{c.typesKey()}, m.Type, c.typesChannel())
+			// Queued on a pipeline of its own only to build it.
+			cmds = append(cmds, registerScript.Eval(ctx, c.client.Pipeline(), []string{c.typesKey()}, m.Type, c.typesChannel()))
 		}
 	}
-	cmds := build.Cmds()
 	if err := c.pipe.do(ctx, cmds); err != nil {
 		return err
 	}

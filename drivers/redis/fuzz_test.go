@@ -50,17 +50,7 @@ func FuzzStreamEntry(f *testing.F) {
 		if err != nil {
 			return
 		}
-		vals := streamValues(m)
-		entry := make(map[string]any, len(vals)/2)
-		for i := 0; i < len(vals); i += 2 {
-			switch v := vals[i+1].(type) {
-			case []byte:
-				entry[vals[i].(string)] = string(v)
-			default:
-				entry[vals[i].(string)] = v
-			}
-		}
-		again, err := decodeEntry(typ, entry)
+		again, err := decodeEntry(typ, entryWritten(m))
 		if err != nil {
 			t.Fatalf("re-encoded %+v does not decode: %v", m, err)
 		}

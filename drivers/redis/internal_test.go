@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -93,17 +95,7 @@ func sampleMessage() *driver.Message {
 // What Publish writes, a subscription reads back exactly.
 func TestStreamEntryRoundTrip(t *testing.T) {
 	m := sampleMessage()
-	vals := streamValues(m)
-	entry := map[string]any{}
-	for i := 0; i < len(vals); i += 2 {
-		switch v := vals[i+1].(type) {
-		case []byte:
-			entry[vals[i].(string)] = string(v)
-		default:
-			entry[vals[i].(string)] = v
-		}
-	}
-	got, err := decodeEntry("user.created", entry)
+	got, err := decodeEntry("user.created", entryWritten(m))
 	require.NoError(t, err)
 	assert.Equal(t, m, got)
 }
@@ -182,4 +174,25 @@ func TestStructuredRoundTripsEmptyTraceValues(t *testing.T) {
 	got, err := decodeStructured(m.Type, payload)
 	require.NoError(t, err)
 	assert.Equal(t, m.Metadata, got.Metadata, "%s", payload)
+}
+
+// entryWritten is the entry Publish writes for m, as go-redis reads it
+// back: a map of its fields.
+func entryWritten(m *driver.Message) map[string]any {
+	args := xadd(context.Background(), "stream", new(int64), m).Args()
+	entry := map[string]any{}
+	for i := slices.Index(args, any("*")) + 1; i+1 < len(args); i += 2 {
+		entry[argString(args[i])] = argString(args[i+1])
+	}
+	return entry
+}
+
+func argString(a any) string {
+	switch v := a.(type) {
+	case *string:
+		return *v
+	case []byte:
+		return string(v)
+	}
+	return a.(string)
 }

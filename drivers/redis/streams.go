@@ -22,7 +22,8 @@ type stream struct {
 	lastID   string // broadcast: the last entry read; owned by its reader
 }
 
-// entry is a group delivery's Token: the stream entry to settle.
+// entry, by pointer, is a group delivery's Token: the stream entry to
+// settle.
 type entry struct {
 	st *stream
 	id string

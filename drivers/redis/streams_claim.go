@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -103,7 +104,8 @@ func (s *streamSub) sendClaimed(ctx context.Context, st *stream, msgs []goredis.
 		})
 	}
 	_, _ = pipe.Exec(ctx)
-	var ds []driver.Delivery
+	ds := make([]driver.Delivery, 0, len(msgs))
+	tokens := make([]entry, len(msgs))
 	for i, m := range msgs {
 		if m.Values == nil {
 			continue // deleted meanwhile (Redis 6.2 reports these)
@@ -112,7 +114,7 @@ func (s *streamSub) sendClaimed(ctx context.Context, st *stream, msgs []goredis.
 		if p, err := counts[i].Result(); err == nil && len(p) == 1 {
 			attempt = int(p[0].RetryCount)
 		}
-		ds = append(ds, s.delivery(st, m, attempt))
+		ds = append(ds, s.delivery(st, m, attempt, &tokens[i]))
 	}
 	return s.sendAll(ds)
 }
@@ -147,7 +149,7 @@ func (s *streamSub) sweep() {
 // AckWait.
 func (g groupSub) Ack(ctx context.Context, ds []driver.Delivery) error {
 	return g.perStream(ctx, "XACK", ds, false, func(p goredis.Pipeliner, key string, _ int, ids []string) {
-		p.XAck(ctx, key, g.group, ids...)
+		_ = p.Process(ctx, goredis.NewIntCmd(ctx, idArgs([]any{"xack", key, g.group}, ids)...))
 	})
 }
 
@@ -171,10 +173,7 @@ func (g groupSub) Release(ctx context.Context, ds []driver.Delivery) error { ret
 func (s *streamSub) release(ctx context.Context, ds []driver.Delivery) error {
 	idle := max(s.spec.AckWait, time.Millisecond).Milliseconds()
 	return s.perStream(ctx, "XCLAIM IDLE", ds, true, func(p goredis.Pipeliner, key string, attempt int, ids []string) {
-		args := []any{"XCLAIM", key, s.group, s.consumer, 0}
-		for _, id := range ids {
-			args = append(args, id)
-		}
+		args := idArgs([]any{"XCLAIM", key, s.group, s.consumer, 0}, ids)
 		p.Do(ctx, append(args, "IDLE", idle, "RETRYCOUNT", max(attempt-1, 0), "JUSTID")...)
 	})
 }
@@ -191,7 +190,7 @@ func (s *streamSub) perStream(ctx context.Context, what string, ds []driver.Deli
 	ids := map[batch][]string{}
 	var order []batch
 	for _, d := range ds {
-		e, ok := d.Token.(entry)
+		e, ok := d.Token.(*entry)
 		if !ok {
 			return fmt.Errorf("redis: %s: delivery %s has no stream entry token", what, d.ID)
 		}
@@ -219,4 +218,15 @@ func (s *streamSub) perStream(ctx context.Context, what string, ds []driver.Deli
 		return fmt.Errorf("redis: %s (%d entries): %w", what, len(ds), err)
 	}
 	return nil
+}
+
+// idArgs appends ids to a command's args as pointers, which go-redis
+// writes as the strings: an any holding a string is an allocation each, a
+// pointer is none.
+func idArgs(args []any, ids []string) []any {
+	args = slices.Grow(args, len(ids))
+	for i := range ids {
+		args = append(args, &ids[i])
+	}
+	return args
 }

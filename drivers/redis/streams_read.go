@@ -194,7 +194,15 @@ func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream) ([]goredis.XSt
 // sendRead sends what one read returned; false when the subscription
 // stopped first.
 func (s *streamSub) sendRead(res []goredis.XStream, streams []*stream) bool {
-	var ds []driver.Delivery
+	n := 0
+	for _, xs := range res {
+		n += len(xs.Messages)
+	}
+	ds := make([]driver.Delivery, 0, n)
+	var tokens []entry // a group member's Tokens
+	if s.group != "" {
+		tokens = make([]entry, n)
+	}
 	for _, xs := range res {
 		i := slices.IndexFunc(streams, func(st *stream) bool { return st.key == xs.Stream })
 		if i < 0 {
@@ -202,18 +210,25 @@ func (s *streamSub) sendRead(res []goredis.XStream, streams []*stream) bool {
 		}
 		for _, msg := range xs.Messages {
 			streams[i].lastID = msg.ID
-			ds = append(ds, s.delivery(streams[i], msg, 1))
+			var tok *entry
+			if tokens != nil {
+				tok = &tokens[len(ds)]
+			}
+			ds = append(ds, s.delivery(streams[i], msg, 1, tok))
 		}
 	}
 	return s.sendAll(ds)
 }
 
-// delivery turns an entry into a Delivery; a corrupt entry gets Err.
-func (s *streamSub) delivery(st *stream, msg goredis.XMessage, attempt int) driver.Delivery {
+// delivery turns an entry into a Delivery; a corrupt entry gets Err. A
+// group member's Token is tok, set to the entry: the caller has the tokens
+// of one read in one array, one allocation rather than one per entry.
+func (s *streamSub) delivery(st *stream, msg goredis.XMessage, attempt int, tok *entry) driver.Delivery {
 	m, err := decodeEntry(st.typ, msg.Values)
 	d := driver.Delivery{Message: m, Attempt: attempt}
 	if s.group != "" {
-		d.Token = entry{st: st, id: msg.ID}
+		*tok = entry{st: st, id: msg.ID}
+		d.Token = tok
 	}
 	if err != nil {
 		d.Err = fmt.Errorf("entry %s of stream %s: %w", msg.ID, st.key, err)

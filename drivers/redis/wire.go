@@ -1,6 +1,10 @@
 package redis
 
 import (
+	"context"
+
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/gossipbus/gossip/gossip/driver"
 	"github.com/gossipbus/gossip/gossip/driver/cloudevents"
 )
@@ -14,37 +18,31 @@ var binding = cloudevents.Binding{MetaPrefix: "meta-", Strict: true}
 
 const fieldData = "data"
 
-// streamValues returns m as XADD field-value pairs.
-func streamValues(m *driver.Message) []any {
-	v := make([]any, 0, 14+2*len(m.Metadata))
-	binding.Encode(m, func(name, value string) { v = append(v, boxed(name), boxed(value)) })
-	data := m.Data
+// xadd returns the XADD of m to stream key, trimmed to about maxLen
+// entries when maxLen > 0. The fields go in as pointers into one array of
+// strings, which go-redis writes as the strings: an any holding a string
+// is an allocation each, a pointer is none.
+func xadd(ctx context.Context, key any, maxLen *int64, m *driver.Message) *goredis.StringCmd {
+	fields := make([]string, 0, 2*(6+len(m.Metadata)))
+	binding.Encode(m, func(name, value string) { fields = append(fields, name, value) })
+	args := make([]any, 0, 8+len(fields))
+	args = append(args, "xadd", key)
+	if *maxLen > 0 {
+		args = append(args, "maxlen", "~", maxLen)
+	}
+	return goredis.NewStringCmd(ctx, appendFields(append(args, "*"), fields, m.Data)...)
+}
+
+// appendFields appends the field-value pairs fields and then the data field
+// to args.
+func appendFields(args []any, fields []string, data []byte) []any {
+	for i := range fields {
+		args = append(args, &fields[i])
+	}
 	if data == nil {
 		data = []byte{}
 	}
-	return append(v, fieldData, data)
-}
-
-// boxed returns s as an any, without allocating for the names and values
-// every entry has.
-func boxed(s string) any {
-	switch s {
-	case cloudevents.NameSpecVersion:
-		return cloudevents.NameSpecVersion
-	case cloudevents.SpecVersion:
-		return cloudevents.SpecVersion
-	case cloudevents.NameID:
-		return cloudevents.NameID
-	case cloudevents.NameType:
-		return cloudevents.NameType
-	case cloudevents.NameSource:
-		return cloudevents.NameSource
-	case cloudevents.NameTime:
-		return cloudevents.NameTime
-	case cloudevents.NameContentType:
-		return cloudevents.NameContentType
-	}
-	return s
+	return append(args, fieldData, data)
 }
 
 // decodeEntry turns a stream entry of the stream of event type typ into a

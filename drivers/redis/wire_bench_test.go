@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -31,37 +32,35 @@ func BenchmarkWire(b *testing.B) {
 	m := benchMessage()
 	b.Run("stream_encode", func(b *testing.B) {
 		b.ReportAllocs()
+		ctx, maxLen := context.Background(), int64(100000)
+		start := cpuTime()
 		for b.Loop() {
-			if v := streamValues(m); len(v) == 0 {
+			if cmd := xadd(ctx, "gossip:{user_service.user.created}:stream", &maxLen, m); len(cmd.Args()) == 0 {
 				b.Fatal("no fields")
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
-	vals := streamValues(m)
-	entry := make(map[string]any, len(vals)/2) // as go-redis hands an entry over
-	for i := 0; i < len(vals); i += 2 {
-		switch v := vals[i+1].(type) {
-		case []byte:
-			entry[vals[i].(string)] = string(v)
-		default:
-			entry[vals[i].(string)] = v
-		}
-	}
+	entry := entryWritten(m) // as go-redis hands an entry over
 	b.Run("stream_decode", func(b *testing.B) {
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := decodeEntry(m.Type, entry); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 	b.Run("pubsub_encode", func(b *testing.B) {
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := cloudevents.EncodeStructured(m); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 	payload, err := cloudevents.EncodeStructured(m)
 	if err != nil {
@@ -69,10 +68,12 @@ func BenchmarkWire(b *testing.B) {
 	}
 	b.Run("pubsub_decode", func(b *testing.B) {
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := decodeStructured(m.Type, payload); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, cpuTime()-start)
 	})
 }
