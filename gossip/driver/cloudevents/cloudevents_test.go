@@ -265,3 +265,26 @@ func TestStructuredKeepsJSONDataBytes(t *testing.T) {
 		assert.Equal(t, m.ContentType, got.ContentType)
 	}
 }
+
+// The structured decoder reads any JSON layout of an object: white space
+// anywhere, escaped member names, nested values (an extension's JSON text),
+// null, and the last of duplicate members.
+func TestStructuredReadsAnyJSONLayout(t *testing.T) {
+	doc := " \r\n{ \"specversion\" : \"1.0\" ,\t\"\\u0069d\":\"x\\\"1\", \"id\": \"x\\\"2\"," +
+		` "source":"s", "n" : -1.5e3 , "obj": {"a":[1,{"b":"}"}]}, "t": true,` +
+		` "gossipmetadata": {"k": "v", "z": null}, "data": [1, "]"] } ` + "\n"
+	m, err := headers.DecodeStructured("a.b", []byte(doc))
+	require.NoError(t, err)
+	assert.Equal(t, `x"2`, m.ID, "the last of duplicate members")
+	assert.Equal(t, "s", m.Source)
+	assert.Equal(t, `[1, "]"]`, string(m.Data))
+	assert.Equal(t, "application/json", m.ContentType)
+	assert.Equal(t, map[string]string{"n": "-1.5e3", "obj": `{"a":[1,{"b":"}"}]}`, "t": "true", "k": "v", "z": ""}, m.Metadata)
+
+	for _, bad := range []string{`{"specversion":"1.0","id":"1","gossipmetadata":{"a":1}}`, `{"specversion":"1.0","id":"1","gossipmetadata":"x"}`} {
+		_, err := headers.DecodeStructured("a.b", []byte(bad))
+		assert.ErrorContains(t, err, "gossipmetadata is not an object of strings", bad)
+	}
+	_, err = headers.DecodeStructured("a.b", []byte(`{"specversion":"1.0","id":"1","gossipmetadata":null}`))
+	assert.NoError(t, err)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -85,8 +86,44 @@ func (b *Binding) DecodeStructured(typ string, payload []byte) (*driver.Message,
 }
 
 func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message, error) {
-	var ce map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &ce); err != nil {
+	var specversion, id, typ, source, tm, ct, data, data64, meta []byte
+	type member struct {
+		name  string
+		value []byte
+	}
+	var ext []member // the other members, in order
+	ok := json.Valid(payload) && members(payload, func(name string, v []byte) {
+		switch name {
+		case "specversion":
+			specversion = v
+		case "id":
+			id = v
+		case "type":
+			typ = v
+		case "source":
+			source = v
+		case "time":
+			tm = v
+		case "datacontenttype":
+			ct = v
+		case "data":
+			data = v
+		case "data_base64":
+			data64 = v
+		case "gossipmetadata":
+			meta = v
+		default:
+			if !reserved[name] {
+				ext = append(ext, member{name, v})
+			}
+		}
+	})
+	if !ok {
+		// Not a JSON object: encoding/json says why.
+		err := json.Unmarshal(payload, new(map[string]json.RawMessage))
+		if err == nil {
+			err = errors.New("unreadable") // unreachable: a valid object scans
+		}
 		m.ContentType = ""
 		return fail(m, payload, []string{"structured mode with a body that is not a JSON object: " + err.Error()})
 	}
@@ -94,20 +131,19 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 	if !utf8.Valid(payload) {
 		p = append(p, "structured mode with JSON that is not valid UTF-8") // encoding/json would change its strings
 	}
-	if v := jsonString(ce["specversion"]); v != SpecVersion {
+	if v := jsonString(specversion); v != SpecVersion {
 		p = append(p, fmt.Sprintf("specversion %q is not %q", v, SpecVersion))
 	}
-	m.ID, m.Source, m.ContentType = jsonString(ce["id"]), jsonString(ce["source"]), jsonString(ce["datacontenttype"])
+	m.ID, m.Source, m.ContentType = jsonString(id), jsonString(source), jsonString(ct)
 	if m.ID == "" {
 		p = append(p, "no id")
 	}
 	if b.Strict {
-		p = check(p, "", "", m.Source, jsonString(ce["type"]), m.Type)
+		p = check(p, "", "", m.Source, jsonString(typ), m.Type)
 	}
-	if v := jsonString(ce["time"]); v != "" {
+	if v := jsonString(tm); v != "" {
 		p = parseTime(p, m, "time", v)
 	}
-	data, data64 := ce["data"], ce["data_base64"]
 	switch {
 	case data64 != nil:
 		var err error
@@ -125,24 +161,101 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 	default:
 		m.Data = []byte{}
 	}
-	for k, raw := range ce {
-		switch {
-		case k == "gossipmetadata":
-			var meta map[string]string
-			if err := json.Unmarshal(raw, &meta); err != nil {
-				p = append(p, "gossipmetadata is not an object of strings")
+	for _, e := range ext {
+		setMeta(m, e.name, jsonString(e.value))
+	}
+	if meta != nil && !isNull(meta) {
+		strs := true
+		obj := members(meta, func(k string, v []byte) {
+			switch {
+			case v[0] == '"':
+				setMeta(m, k, jsonString(v))
+			case isNull(v): // encoding/json reads null as ""
+				setMeta(m, k, "")
+			default:
+				strs = false
 			}
-			for k, v := range meta {
-				setMeta(m, k, v)
-			}
-		case !reserved[k]:
-			setMeta(m, k, jsonString(raw))
+		})
+		if !obj || !strs {
+			p = append(p, "gossipmetadata is not an object of strings")
 		}
 	}
 	if len(p) > 0 {
 		m.ContentType = "" // the body is the whole document
 	}
 	return fail(m, payload, p)
+}
+
+func isNull(v []byte) bool { return string(v) == "null" }
+
+// members calls f with the name and the value's bytes of each member of
+// doc, in order, and reports whether doc is a JSON object. doc must be
+// valid JSON (json.Valid): members scans it without checking it again.
+func members(doc []byte, f func(name string, value []byte)) bool {
+	i := skipSpace(doc, 0)
+	if i == len(doc) || doc[i] != '{' {
+		return false
+	}
+	if i = skipSpace(doc, i+1); doc[i] == '}' {
+		return true
+	}
+	for {
+		end := skipString(doc, i)
+		name := jsonString(doc[i:end])
+		i = skipSpace(doc, skipSpace(doc, end)+1) // past the ':'
+		end = skipValue(doc, i)
+		f(name, doc[i:end])
+		if i = skipSpace(doc, end); doc[i] == '}' {
+			return true
+		}
+		i = skipSpace(doc, i+1) // past the ','
+	}
+}
+
+func skipSpace(doc []byte, i int) int {
+	for i < len(doc) && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\n' || doc[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at doc[i].
+func skipString(doc []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch doc[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+}
+
+// skipValue returns the index after the value that starts at doc[i].
+func skipValue(doc []byte, i int) int {
+	switch doc[i] {
+	case '"':
+		return skipString(doc, i)
+	case '{', '[':
+		depth := 0
+		for j := i; ; j++ {
+			switch doc[j] {
+			case '"':
+				j = skipString(doc, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+	}
+	j := i // a number, true, false or null
+	for j < len(doc) && doc[j] != ',' && doc[j] != '}' && doc[j] != ']' && doc[j] != ' ' && doc[j] != '\t' && doc[j] != '\n' && doc[j] != '\r' {
+		j++
+	}
+	return j
 }
 
 // jsonString is the string a JSON value holds, or the value's JSON text
