@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,69 +14,119 @@ import (
 	"github.com/gossipbus/gossip/gossip/driver"
 )
 
-// structured is a JSON structured-mode CloudEvent as EncodeStructured
-// writes it. Metadata keys are any UTF-8, which attribute names are not:
-// they travel in the object gossipmetadata, except trace context that is not
-// empty (an attribute cannot be), which is an attribute of its own.
-type structured struct {
-	SpecVersion     string            `json:"specversion"`
-	ID              string            `json:"id"`
-	Type            string            `json:"type"`
-	Source          string            `json:"source"`
-	Time            string            `json:"time,omitempty"`
-	DataContentType string            `json:"datacontenttype,omitempty"`
-	DataBase64      string            `json:"data_base64,omitempty"`
-	TraceParent     string            `json:"traceparent,omitempty"`
-	TraceState      string            `json:"tracestate,omitempty"`
-	Baggage         string            `json:"baggage,omitempty"`
-	Metadata        map[string]string `json:"gossipmetadata,omitempty"`
-}
-
 // EncodeStructured returns m as a JSON structured-mode CloudEvent: data as
 // JSON, byte for byte as it is, when the content type is JSON and the bytes
-// are valid JSON without outer white space; else as data_base64.
+// are valid JSON without outer white space; else as data_base64. Metadata
+// keys are any UTF-8, which attribute names are not: they travel in the
+// object gossipmetadata (in key order), except trace context that is not
+// empty (an attribute cannot be), which is an attribute of its own.
 func EncodeStructured(m *driver.Message) ([]byte, error) {
-	ce := structured{SpecVersion: SpecVersion, ID: m.ID, Type: m.Type, Source: m.Source, DataContentType: m.ContentType}
-	if !m.Time.IsZero() {
-		ce.Time = m.Time.UTC().Format(time.RFC3339Nano)
-	}
 	var data []byte // spliced in as it is: json.Marshal would compact and HTML-escape it
+	base64Data := false
 	if len(m.Data) > 0 {
 		// An empty content type would read back as JSON: such bytes go as
 		// base64, as do bytes the decoder would trim.
 		if m.ContentType != "" && isJSON(m.ContentType) && json.Valid(m.Data) && len(bytes.TrimSpace(m.Data)) == len(m.Data) {
 			data = m.Data
 		} else {
-			ce.DataBase64 = base64.StdEncoding.EncodeToString(m.Data)
+			base64Data = true
 		}
 	}
+	n := 128 + len(m.ID) + len(m.Type) + len(m.Source) + len(m.ContentType) + len(data) + base64.StdEncoding.EncodedLen(len(m.Data))
+	var keys []string // the metadata keys for gossipmetadata
 	for k, v := range m.Metadata {
-		switch {
-		case k == "traceparent" && v != "":
-			ce.TraceParent = v
-		case k == "tracestate" && v != "":
-			ce.TraceState = v
-		case k == "baggage" && v != "":
-			ce.Baggage = v
-		default:
-			if ce.Metadata == nil {
-				ce.Metadata = make(map[string]string, len(m.Metadata))
-			}
-			ce.Metadata[k] = v
+		n += len(k) + len(v) + 8
+		if v == "" || k != "traceparent" && k != "tracestate" && k != "baggage" {
+			keys = append(keys, k)
 		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(256 + len(data) + len(ce.DataBase64))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&ce); err != nil {
-		return nil, err
+	b := make([]byte, 0, n)
+	b = append(b, `{"specversion":"`+SpecVersion+`","id":`...)
+	b = appendString(b, m.ID)
+	b = appendString(append(b, `,"type":`...), m.Type)
+	b = appendString(append(b, `,"source":`...), m.Source)
+	if !m.Time.IsZero() {
+		b = append(append(b, `,"time":"`...), m.Time.UTC().Format(time.RFC3339Nano)...)
+		b = append(b, '"')
 	}
-	out := bytes.TrimSuffix(buf.Bytes(), []byte("}\n"))
+	if m.ContentType != "" {
+		b = appendString(append(b, `,"datacontenttype":`...), m.ContentType)
+	}
+	if base64Data {
+		b = base64.StdEncoding.AppendEncode(append(b, `,"data_base64":"`...), m.Data)
+		b = append(b, '"')
+	}
+	for _, k := range [...]string{"traceparent", "tracestate", "baggage"} {
+		if v := m.Metadata[k]; v != "" {
+			b = appendString(append(append(append(b, ',', '"'), k...), '"', ':'), v)
+		}
+	}
+	if len(keys) > 0 {
+		slices.Sort(keys)
+		b = append(b, `,"gossipmetadata":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(append(appendString(b, k), ':'), m.Metadata[k])
+		}
+		b = append(b, '}')
+	}
 	if data != nil {
-		out = append(append(out, `,"data":`...), data...)
+		b = append(append(b, `,"data":`...), data...)
 	}
-	return append(out, '}'), nil
+	return append(b, '}'), nil
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it
+// without HTML escaping: '"', '\\' and controls escaped, bytes that are not
+// UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 // DecodeStructured reads payload, a JSON structured-mode CloudEvent, as an
