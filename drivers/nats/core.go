@@ -17,7 +17,10 @@ import (
 // (at-most-once).
 func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 	for _, m := range msgs {
-		if err := c.nc.PublishMsg(encodeMessage(c.Subject(m.Type), m, "")); err != nil {
+		w := encodeMessage(c.Subject(m.Type), m, "")
+		err := c.nc.PublishMsg(&w.Msg)
+		w.release()
+		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gossipbus/gossip/gossip/driver"
@@ -107,7 +106,7 @@ const deadLetterPrefix = "dead_letter."
 // Nats-Msg-Id "<type>:<id>", so that JetStream drops a retried publish. A
 // dead letter carries none: each subscription that gives up on an event
 // publishes its own, with the event's type and ID, and each must be kept.
-func (c *Conn) jsMessage(m *driver.Message) *natsgo.Msg {
+func (c *Conn) jsMessage(m *driver.Message) *wireMsg {
 	var msgID string
 	if !strings.HasPrefix(m.Type, deadLetterPrefix) {
 		msgID = m.Type + ":" + m.ID
@@ -129,12 +128,15 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	}
 	opt := jetstream.WithStallWait(stall)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	wire := make([]*wireMsg, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := c.js.PublishMsgAsync(c.jsMessage(m), opt)
+		w := c.jsMessage(m)
+		f, err := c.js.PublishMsgAsync(&w.Msg, opt)
 		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
 		futures = append(futures, f)
+		wire = append(wire, w)
 	}
 	// jetstream's publish timeout bounds the wait when ctx has no deadline.
 	for i, f := range futures {
@@ -145,6 +147,10 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	// Every message has its PubAck: nats.go is done with them.
+	for _, w := range wire {
+		w.release()
 	}
 	return nil
 }
