@@ -114,6 +114,10 @@ func (c *Conn) jsMessage(m *driver.Message) *wireMsg {
 	return encodeMessage(c.Subject(m.Type), m, msgID)
 }
 
+// defaultPublishOpts bound the wait for room among nats.go's pending
+// PubAcks when the caller's ctx has no deadline.
+var defaultPublishOpts = []jetstream.PublishOpt{jetstream.WithStallWait(ackTimeout)}
+
 // publishJS sends every message with an asynchronous publish, then waits
 // for each one's PubAck: a batch costs one round trip, and concurrent
 // callers' messages share nats.go's writes while each waits for its own
@@ -122,16 +126,15 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	if err := c.ensureStream(ctx); err != nil {
 		return err
 	}
-	stall := ackTimeout
+	opts := defaultPublishOpts // one list for every message, not one each
 	if dl, ok := ctx.Deadline(); ok {
-		stall = max(time.Until(dl), time.Millisecond)
+		opts = []jetstream.PublishOpt{jetstream.WithStallWait(max(time.Until(dl), time.Millisecond))}
 	}
-	opt := jetstream.WithStallWait(stall)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	wire := make([]*wireMsg, 0, len(msgs))
 	for _, m := range msgs {
 		w := c.jsMessage(m)
-		f, err := c.js.PublishMsgAsync(&w.Msg, opt)
+		f, err := c.js.PublishMsgAsync(&w.Msg, opts...)
 		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
