@@ -45,7 +45,8 @@ func TestConformanceCore(t *testing.T) {
 			goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*consumer).setLeader.func4"),
 			goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*consumerFileStore).flushLoop"),
 		},
-		Capabilities: drivertest.Capabilities{Groups: true, Encodes: true},
+		// Publish returns once nats.go has the events (flush=async).
+		Capabilities: drivertest.Capabilities{Groups: true, Encodes: true, QueuedPublish: true},
 		PutRaw:       putRaw(shared.URL(), func(ns string) string { return "core_" + ns }, false),
 	})
 }

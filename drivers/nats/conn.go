@@ -32,9 +32,9 @@ type Driver struct{}
 // Parameters: mode (jetstream|core), prefix (alias stream_prefix), stream,
 // create_stream, replicas, storage (file|memory), max_age, max_bytes,
 // max_msgs, duplicates, max_ack_pending, inactive_threshold, ack
-// (async|sync), flush (sync|async, core mode), pending_bytes (core mode),
-// name (the client name), creds (a credentials file), nkey (an NKey seed
-// file), tls_ca, tls_cert, tls_key (PEM files). A numeric setting out of its
+// (async|sync), flush (async|sync, core mode), pending_msgs and
+// pending_bytes (core mode), name (the client name), creds (a credentials
+// file), nkey (an NKey seed file), tls_ca, tls_cert, tls_key (PEM files). A numeric setting out of its
 // range is an error wrapping ErrBadOption; in JetStream mode the stream is
 // checked (and made) before Open returns. ctx's deadline bounds all of it:
 // every server of the list, the handshake and the stream check.
@@ -207,9 +207,10 @@ func (c *Conn) eventType(subject string) string {
 	return strings.TrimPrefix(subject, c.cfg.prefix+".")
 }
 
-// Publish sends msgs and returns once the server holds them: a JetStream
-// PubAck for each in JetStream mode, a flush in core mode (with AsyncFlush,
-// once nats.go has taken them).
+// Publish sends msgs and returns once the transport holds them: a
+// JetStream PubAck for each in JetStream mode; in core mode, which holds
+// nothing, once nats.go has taken them (with SyncFlush, once the server has
+// read them).
 func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -10,18 +10,21 @@ import (
 	"github.com/gossipbus/gossip/gossip/driver"
 )
 
-// publishCore sends msgs on plain subjects, then flushes: when Publish
-// returns the server has read them. With AsyncFlush it returns once nats.go
-// has taken them (its flusher writes them out at once; Close flushes what
-// is left). Core NATS stores nothing: an event no subscriber is listening
-// for is gone (at-most-once).
+// publishCore hands msgs to nats.go, which writes them out at once: when
+// Publish returns they may still be in the client (Close flushes them).
+// With SyncFlush it flushes too: the server has read them when it returns.
+// Core NATS stores nothing: an event no subscriber is listening for is gone
+// (at-most-once).
 func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 	for _, m := range msgs {
-		if err := c.nc.PublishMsg(encodeMessage(c.Subject(m.Type), m, "")); err != nil {
+		w := encodeMessage(c.Subject(m.Type), m, "")
+		err := c.nc.PublishMsg(&w.Msg)
+		w.release()
+		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
 	}
-	if c.cfg.asyncFlush {
+	if !c.cfg.syncFlush {
 		return nil
 	}
 	fctx, cancel := withDeadline(ctx)
@@ -66,9 +69,9 @@ func (c *Conn) subscribeCore(ctx context.Context, spec driver.SubscribeSpec) (dr
 		return nil, fmt.Errorf("nats: subscribe %s: %w", subject, err)
 	}
 	// Messages the handlers cannot keep up with wait in the client, up to
-	// BufferSize messages and PendingBytes bytes; nats.go drops what comes
+	// PendingMsgs messages and PendingBytes bytes; nats.go drops what comes
 	// beyond (a slow consumer), and handOver reports the count.
-	if err := s.sub.SetPendingLimits(spec.BufferSize, c.cfg.pendingBytes); err != nil {
+	if err := s.sub.SetPendingLimits(c.cfg.pendingMsgs, c.cfg.pendingBytes); err != nil {
 		_ = s.sub.Unsubscribe()
 		return nil, fmt.Errorf("nats: subscribe %s: pending limits: %w", subject, err)
 	}

@@ -44,11 +44,11 @@
 // With mode=core events travel on plain subjects, groups are queue groups
 // and nothing is stored: at-most-once, failed events are redelivered in
 // process, and an event published while a group is away is gone. Publish
-// flushes (the server has read the events when it returns); with
-// flush=async it returns once nats.go has taken them. A slow subscription
-// holds at most gossip.Config.BufferSize messages and PendingBytes bytes in
-// the client; what arrives beyond is dropped, counted in
-// Subscription.Dropped and logged.
+// returns once nats.go has taken the events, as nats.go's Publish does
+// (Shutdown flushes what is left); with flush=sync it waits until the
+// server has read them. A slow subscription holds at most PendingMsgs
+// messages and PendingBytes bytes in the client (nats.go's defaults); what
+// arrives beyond is dropped, counted in Subscription.Dropped and logged.
 //
 // # Security
 //

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gossipbus/gossip/gossip/driver"
@@ -107,13 +106,17 @@ const deadLetterPrefix = "dead_letter."
 // Nats-Msg-Id "<type>:<id>", so that JetStream drops a retried publish. A
 // dead letter carries none: each subscription that gives up on an event
 // publishes its own, with the event's type and ID, and each must be kept.
-func (c *Conn) jsMessage(m *driver.Message) *natsgo.Msg {
+func (c *Conn) jsMessage(m *driver.Message) *wireMsg {
 	var msgID string
 	if !strings.HasPrefix(m.Type, deadLetterPrefix) {
 		msgID = m.Type + ":" + m.ID
 	}
 	return encodeMessage(c.Subject(m.Type), m, msgID)
 }
+
+// defaultPublishOpts bound the wait for room among nats.go's pending
+// PubAcks when the caller's ctx has no deadline.
+var defaultPublishOpts = []jetstream.PublishOpt{jetstream.WithStallWait(ackTimeout)}
 
 // publishJS sends every message with an asynchronous publish, then waits
 // for each one's PubAck: a batch costs one round trip, and concurrent
@@ -123,18 +126,20 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	if err := c.ensureStream(ctx); err != nil {
 		return err
 	}
-	stall := ackTimeout
+	opts := defaultPublishOpts // one list for every message, not one each
 	if dl, ok := ctx.Deadline(); ok {
-		stall = max(time.Until(dl), time.Millisecond)
+		opts = []jetstream.PublishOpt{jetstream.WithStallWait(max(time.Until(dl), time.Millisecond))}
 	}
-	opt := jetstream.WithStallWait(stall)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	wire := make([]*wireMsg, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := c.js.PublishMsgAsync(c.jsMessage(m), opt)
+		w := c.jsMessage(m)
+		f, err := c.js.PublishMsgAsync(&w.Msg, opts...)
 		if err != nil {
 			return c.publishError(ctx, m, err)
 		}
 		futures = append(futures, f)
+		wire = append(wire, w)
 	}
 	// jetstream's publish timeout bounds the wait when ctx has no deadline.
 	for i, f := range futures {
@@ -145,6 +150,10 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	// Every message has its PubAck: nats.go is done with them.
+	for _, w := range wire {
+		w.release()
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ func TestParametersAreCheckedAtOpen(t *testing.T) {
 		{"duplicates=2h&max_age=1h", "duplicates=2h0m0s is out of range: want at most max_age (1h0m0s)"},
 		{"max_ack_pending=-5", "max_ack_pending=-5 is out of range"},
 		{"inactive_threshold=-1s", "inactive_threshold=-1s is out of range"},
+		{"pending_msgs=0", "pending_msgs=0 is out of range"},
 		{"pending_bytes=0", "pending_bytes=0 is out of range"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {

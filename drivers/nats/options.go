@@ -51,7 +51,8 @@ type config struct {
 	maxAckPending     int
 	inactiveThreshold time.Duration
 	syncAck           bool   // DoubleAck each delivery (ack=sync)
-	asyncFlush        bool   // core mode: no flush per Publish (flush=async)
+	syncFlush         bool   // core mode: a flush per Publish (flush=sync)
+	pendingMsgs       int    // core mode: messages a subscription holds in the client
 	pendingBytes      int    // core mode: bytes a subscription holds in the client
 	name              string // the client name; Options.Source when empty
 	tlsCert           string // PEM files of the URL's tls_cert and tls_key
@@ -72,6 +73,7 @@ func defaultConfig() config {
 		maxMsgs:           -1,
 		duplicates:        defaultDuplicates,
 		inactiveThreshold: 10 * time.Minute,
+		pendingMsgs:       DefaultPendingMsgs,
 		pendingBytes:      DefaultPendingBytes,
 	}
 }
@@ -147,26 +149,40 @@ func SyncAck() Option { return func(c *config) { c.syncAck = true } }
 // default. It undoes SyncAck. URL: "ack=async".
 func AsyncAck() Option { return func(c *config) { c.syncAck = false } }
 
-// AsyncFlush makes a core-mode Publish return once nats.go has taken the
-// events, without waiting for the server to read them (a PING/PONG round
-// trip per call, the default). nats.go writes them out at once and Close
-// flushes what is left, but an event can still be in the client when
-// Publish returns: a subscription made right after, from another
-// connection, may see it, and a process that dies loses it. Core mode is
-// at-most-once either way; this trades the "the server has it" point for
-// the raw client's speed. JetStream mode always waits for the PubAck.
-// URL: "flush=async".
-func AsyncFlush() Option { return func(c *config) { c.asyncFlush = true } }
+// SyncFlush makes a core-mode Publish return once the server has read the
+// events: a flush (a PING/PONG round trip) per call. Use it where the
+// caller must know the events left the process (before it exits without
+// Shutdown, say) or that a subscription made after Publish returned, from
+// another connection, cannot see them. Without it (the default, as raw
+// nats.go and Watermill do) Publish returns once nats.go has taken the
+// events: nats.go writes them out at once, keeps them through a reconnect,
+// and Shutdown flushes what is left. Core mode is at-most-once either way.
+// JetStream mode always waits for the PubAck. URL: "flush=sync".
+func SyncFlush() Option { return func(c *config) { c.syncFlush = true } }
 
-// DefaultPendingBytes is how many bytes of messages a core-mode
-// subscription holds in the client, waiting for its handlers, by default.
-const DefaultPendingBytes = 64 << 20
+// AsyncFlush makes a core-mode Publish return once nats.go has taken the
+// events: the default. It undoes SyncFlush. URL: "flush=async".
+func AsyncFlush() Option { return func(c *config) { c.syncFlush = false } }
+
+// DefaultPendingMsgs and DefaultPendingBytes bound what a core-mode
+// subscription holds in the client, waiting for its handlers, by default:
+// nats.go's own defaults.
+const (
+	DefaultPendingMsgs  = natsgo.DefaultSubPendingMsgsLimit  // 500,000 messages
+	DefaultPendingBytes = natsgo.DefaultSubPendingBytesLimit // 64 MiB
+)
+
+// PendingMsgs bounds the messages a core-mode subscription holds in the
+// client waiting for its handlers (default DefaultPendingMsgs, 500,000, as
+// nats.go), besides the BufferSize deliveries queued in front of them;
+// PendingBytes bounds their memory. What arrives beyond either bound is
+// dropped (core NATS is at-most-once), counted in Subscription.Dropped and
+// logged. URL: "pending_msgs".
+func PendingMsgs(n int) Option { return func(c *config) { c.pendingMsgs = n } }
 
 // PendingBytes bounds the bytes of messages a core-mode subscription holds
 // in the client waiting for its handlers (default DefaultPendingBytes, 64
-// MiB); its message count is bounded by gossip's BufferSize. What arrives
-// beyond either bound is dropped (core NATS is at-most-once), counted in
-// Subscription.Dropped and logged. URL: "pending_bytes".
+// MiB); see PendingMsgs. URL: "pending_bytes".
 func PendingBytes(n int) Option { return func(c *config) { c.pendingBytes = n } }
 
 // NATSOptions are passed to nats.Connect when the driver opens the
@@ -207,6 +223,8 @@ func (c *config) ranges() error {
 		return bad("max_ack_pending", c.maxAckPending, "-1 (unlimited), 0 (the server's default) or at least 1")
 	case c.inactiveThreshold <= 0:
 		return bad("inactive_threshold", c.inactiveThreshold, "a positive duration")
+	case c.pendingMsgs < 1:
+		return bad("pending_msgs", c.pendingMsgs, "at least 1")
 	case c.pendingBytes < 1:
 		return bad("pending_bytes", c.pendingBytes, "at least 1")
 	}
@@ -268,9 +286,10 @@ var params = map[string]setter{
 	"inactive_threshold": parsed(time.ParseDuration, InactiveThreshold),
 	"max_bytes":          parsed(parseInt64, MaxBytes),
 	"max_msgs":           parsed(parseInt64, MaxMsgs),
+	"pending_msgs":       parsed(strconv.Atoi, PendingMsgs),
 	"pending_bytes":      parsed(strconv.Atoi, PendingBytes),
 	"ack":                oneOf(map[string]Option{"sync": SyncAck(), "async": AsyncAck()}),
-	"flush":              oneOf(map[string]Option{"sync": func(c *config) { c.asyncFlush = false }, "async": AsyncFlush()}),
+	"flush":              oneOf(map[string]Option{"sync": SyncFlush(), "async": AsyncFlush()}),
 	"name":               parsed(asIs, func(v string) Option { return func(c *config) { c.name = v } }),
 	"tls_cert":           parsed(asIs, func(v string) Option { return func(c *config) { c.tlsCert = v } }),
 	"tls_key":            parsed(asIs, func(v string) Option { return func(c *config) { c.tlsKey = v } }),

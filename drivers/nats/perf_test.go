@@ -116,18 +116,16 @@ func groupConsumer(t *testing.T, js jetstream.JetStream, stream string) string {
 	return found[0]
 }
 
-// With flush=async a core-mode Publish returns before the server has the
-// events; Shutdown flushes them, so a live subscriber gets every one.
+// A core-mode Publish returns before the server has the events (unless
+// flush=sync); Shutdown flushes them, so a live subscriber gets every one.
 func TestCoreAsyncFlushDeliversWhatWasPublishedBeforeShutdown(t *testing.T) {
 	p := prefix(t)
 	got := newLedger()
-	// Room for all of them: core mode drops what a subscription has no
-	// room for (TestCoreSlowConsumerIsBoundedAndReportsDrops).
-	sub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&prefix=" + p, BufferSize: 4000})
+	sub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&prefix=" + p})
 	s, err := sub.Subscribe("fast", got.handler)
 	require.NoError(t, err)
 
-	pub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&flush=async&prefix=" + p})
+	pub := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&prefix=" + p})
 	var ids []string
 	for i := range 2000 {
 		e := gossip.NewEvent("fast", i)

@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -44,14 +45,15 @@ func (l *logLines) count(substr string) int {
 }
 
 // In core mode a slow handler behind a fast publisher does not grow the
-// process: the client holds at most BufferSize messages for the
-// subscription, drops the rest (core NATS is at-most-once), and the drops
-// are counted in Subscription.Dropped and logged.
+// process: the client holds at most pending_msgs messages (and
+// pending_bytes bytes) for the subscription, drops the rest (core NATS is
+// at-most-once), and the drops are counted in Subscription.Dropped and
+// logged.
 func TestCoreSlowConsumerIsBoundedAndReportsDrops(t *testing.T) {
 	const buffer, n = 8, 2000
 	logs := &logLines{}
-	bus := newBus(t, gossip.Config{Driver: shared.URL() + "?mode=core&prefix=" + prefix(t), BufferSize: buffer,
-		Logger: slog.New(logs)})
+	url := fmt.Sprintf("%s?mode=core&flush=sync&pending_msgs=%d&prefix=%s", shared.URL(), buffer, prefix(t))
+	bus := newBus(t, gossip.Config{Driver: url, BufferSize: buffer, Logger: slog.New(logs)})
 	release := make(chan struct{})
 	var handled atomic.Int64
 	signal := make(chan struct{}, 1)
@@ -71,7 +73,8 @@ func TestCoreSlowConsumerIsBoundedAndReportsDrops(t *testing.T) {
 		events[i] = gossip.NewEvent("slow.work", i)
 	}
 	// One connection publishes and subscribes: when Publish's flush
-	// returns, the client has read every message the server sent it.
+	// (flush=sync) returns, the client has read every message the server
+	// sent it.
 	require.NoError(t, bus.Publish(context.Background(), events...))
 	close(release)
 
@@ -83,8 +86,9 @@ func TestCoreSlowConsumerIsBoundedAndReportsDrops(t *testing.T) {
 			require.FailNowf(t, "timed out", "handled %d + dropped %d of %d", handled.Load(), sub.Dropped(), n)
 		}
 	}
-	// In flight at most: the client's pending queue, the Deliveries
-	// channel, the worker, and the one message being handed over.
+	// In flight at most: the client's pending queue (pending_msgs), the
+	// Deliveries channel (BufferSize), the worker, and the one message
+	// being handed over.
 	assert.LessOrEqual(t, handled.Load(), int64(2*buffer+3), "handled")
 	assert.Greater(t, sub.Dropped(), uint64(0), "dropped")
 	assert.Equal(t, int64(n), handled.Load()+int64(sub.Dropped()), "every event is handled or counted as dropped")

@@ -3,6 +3,7 @@ package nats
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	natsgo "github.com/nats-io/nats.go"
 
@@ -32,15 +33,25 @@ const (
 // ce-type, says the type.
 var binding = cloudevents.Binding{MetaPrefix: HeaderMetaPrefix, Extensions: true, Escape: true}
 
+// wireMsg is an event as a NATS message, with the memory of its headers.
+// encodeMessage takes one from wireMsgs and release gives it back once
+// nats.go no longer needs it: when a core publish returns (nats.go has
+// copied it into its buffer), or when a JetStream publish has its PubAck
+// (until then nats.go may send it again).
+type wireMsg struct {
+	natsgo.Msg
+	vals []string // every header's value, one backing array
+}
+
+var wireMsgs = sync.Pool{New: func() any { return &wireMsg{Msg: natsgo.Msg{Header: natsgo.Header{}}} }}
+
 // encodeMessage turns m into a NATS message on subject, CloudEvents binary
 // mode: attributes and metadata in headers, data in the body. A msgID that
 // is not empty goes as Nats-Msg-Id.
-func encodeMessage(subject string, m *driver.Message, msgID string) *natsgo.Msg {
-	n := 7 + len(m.Metadata)
-	h := make(natsgo.Header, n)
-	// One backing array for every header's value, instead of one slice per
-	// header as Header.Set makes.
-	vals := make([]string, 0, n)
+func encodeMessage(subject string, m *driver.Message, msgID string) *wireMsg {
+	w := wireMsgs.Get().(*wireMsg)
+	w.Subject, w.Data = subject, m.Data
+	h, vals := w.Header, w.vals
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -49,7 +60,17 @@ func encodeMessage(subject string, m *driver.Message, msgID string) *natsgo.Msg 
 	if msgID != "" {
 		set(HeaderMsgID, cloudevents.EscapeValue(msgID))
 	}
-	return &natsgo.Msg{Subject: subject, Header: h, Data: m.Data}
+	w.vals = vals
+	return w
+}
+
+// release gives w back to wireMsgs, holding no event.
+func (w *wireMsg) release() {
+	clear(w.Header)
+	clear(w.vals)
+	w.vals = w.vals[:0]
+	w.Msg = natsgo.Msg{Header: w.Header}
+	wireMsgs.Put(w)
 }
 
 // decodeMessage reads a message's headers and body as a CloudEvent, binary

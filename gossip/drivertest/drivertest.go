@@ -45,6 +45,11 @@ type Capabilities struct {
 	// Encodes: events cross a wire encoded, so Config.MaxEventSize applies
 	// (every transport but memory).
 	Encodes bool
+	// QueuedPublish: Publish may return while the events are still queued
+	// in the client, as on a transport that holds nothing (NATS core by
+	// default); Shutdown sends them. BroadcastStartsNow then shuts the
+	// publishing bus down before it subscribes.
+	QueuedPublish bool
 }
 
 // Harness tells the suite how to reach the transport under test.
