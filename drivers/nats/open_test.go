@@ -2,11 +2,11 @@ package nats_test
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gossipbus/gossip/internal/testnet"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,44 +15,11 @@ import (
 	"github.com/gossipbus/gossip/gossip"
 )
 
-// silentServer accepts connections and never answers; Close closes the
-// listener and every connection it took.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // The open's deadline bounds the whole open: three servers that accept and
 // never answer take about DialTimeout together, not one each (nor three
 // tries of three), and the error names them without the password.
 func TestDialTimeoutBoundsTheWholeOpen(t *testing.T) {
-	a, b, c := silentServer(t), silentServer(t), silentServer(t)
+	a, b, c := testnet.SilentServer(t), testnet.SilentServer(t), testnet.SilentServer(t)
 	dsn := "nats://u:TOPSECRET%2Fpw@" + a + "," + b + "," + c
 	start := time.Now()
 	_, err := gossip.NewEventBus(&gossip.Config{Driver: dsn, DialTimeout: time.Second, Logger: quiet})

@@ -1,48 +1,16 @@
 package redis_test
 
 import (
-	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gossipbus/gossip/internal/testnet"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gossipbus/gossip/gossip"
 )
-
-// silentServer accepts connections and never answers; it closes them when
-// the test ends.
-func silentServer(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
-}
 
 // The whole open (dial, handshake, first command) ends within
 // Config.DialTimeout, or the URL's dial_timeout when shorter, against a
@@ -58,7 +26,7 @@ func TestOpenIsBoundedByDialTimeout(t *testing.T) {
 		{"pubsub", "?mode=pubsub", time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := silentServer(t)
+			addr := testnet.SilentServer(t)
 			start := time.Now()
 			_, err := gossip.NewEventBus(&gossip.Config{
 				Driver:      "redis://app:TOPSECRET-pw@" + addr + "/0" + tc.query,
