@@ -17,7 +17,7 @@ import (
 // binary-safe fields (Redis).
 var (
 	headers = cloudevents.Binding{MetaPrefix: "gossip-meta-", Extensions: true, Escape: true}
-	fields  = cloudevents.Binding{MetaPrefix: "meta-", Strict: true}
+	fields  = cloudevents.Binding{MetaPrefix: "meta-", Extensions: true, Strict: true}
 )
 
 type pair struct{ name, value string }
@@ -116,7 +116,7 @@ func TestEncodeWritesTheDocumentedNames(t *testing.T) {
 		more map[string]string
 	}{
 		{&headers, map[string]string{"ce-source": "s%20p", "ce-tenant": "acme", "gossip-meta-Tenant%20Name": "Acme%20Inc"}},
-		{&fields, map[string]string{"ce-source": "s p", "meta-tenant": "acme", "meta-Tenant Name": "Acme Inc"}},
+		{&fields, map[string]string{"ce-source": "s p", "ce-tenant": "acme", "meta-Tenant Name": "Acme Inc"}},
 	} {
 		got := map[string]string{}
 		for _, p := range encode(tc.b, m) {
@@ -178,6 +178,21 @@ func TestDecodeReadsOtherProducers(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// What gossip wrote before extension names went as ce-<key> on Redis
+// (meta-<key> for every key) and before gossipmetadata was a string (an
+// object) reads as it did.
+func TestDecodeReadsTheOldFormat(t *testing.T) {
+	m, err := decode(&fields, "a.b", []byte("x"), pair{"ce-specversion", "1.0"}, pair{"ce-id", "1"}, pair{"ce-type", "a.b"},
+		pair{"ce-source", "s"}, pair{"meta-tenant", "acme"}, pair{"meta-Tenant Name", "Acme Inc"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"tenant": "acme", "Tenant Name": "Acme Inc"}, m.Metadata)
+
+	m, err = fields.DecodeStructured("a.b", []byte(`{"specversion":"1.0","id":"1","type":"a.b","source":"s",`+
+		`"traceparent":"tp","gossipmetadata":{"tenant":"acme","Tenant Name":"Acme Inc","k":""}}`))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"traceparent": "tp", "tenant": "acme", "Tenant Name": "Acme Inc", "k": ""}, m.Metadata)
 }
 
 // What is not a readable CloudEvent is an error wrapping ErrNotCloudEvent
