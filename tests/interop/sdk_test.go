@@ -306,6 +306,23 @@ func TestSDKReadsWhatGossipPublishes(t *testing.T) {
 			require.NoError(t, json.Unmarshal(sdkJSON(t, e), &again))
 			require.NoError(t, again.Validate())
 			assert.Equal(t, e.ID(), again.ID())
+
+			// Metadata at the edges of gossip's rule: the SDK still accepts
+			// every attribute gossip writes.
+			hostile := gossip.NewEvent(typ, 1).
+				WithMetadata("Tenant Name", "Acme Inc").WithMetadata("ключ", "värde ✓").
+				WithMetadata("note", "line1\r\nline2").WithMetadata("padded", "  x  ").
+				WithMetadata("empty", "").WithMetadata("tracestate", "").
+				WithMetadata("averyveryverylongname1", "21 bytes: no extension name").
+				WithMetadata("gossipmetadata", `{"not":"mine"}`)
+			require.NoError(t, bus.Publish(context.Background(), hostile))
+			e = next()
+			require.NoError(t, e.Validate())
+			assert.Equal(t, hostile.ID, e.ID())
+			require.NoError(t, json.Unmarshal(sdkJSON(t, e), &again))
+			for name, v := range e.Extensions() {
+				assert.IsType(t, "", v, "extension %s", name)
+			}
 		})
 	}
 }
