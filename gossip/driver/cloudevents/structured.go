@@ -38,8 +38,10 @@ func EncodeStructured(m *driver.Message) ([]byte, error) {
 	}
 	n := 128 + len(m.ID) + len(m.Type) + len(m.Source) + len(m.ContentType) + len(data) + base64.StdEncoding.EncodedLen(len(m.Data))
 	var keys, exts []string // the metadata keys for gossipmetadata, and as attributes
+	objN := 2               // the bytes of gossipmetadata's object
 	for k, v := range m.Metadata {
 		n += 2*(len(k)+len(v)) + 16 // gossipmetadata's value is escaped twice
+		objN += len(k) + len(v) + 6
 		if v != "" && (isExtensionName(k) || k == "traceparent" || k == "tracestate" || k == "baggage") {
 			exts = append(exts, k)
 		} else {
@@ -68,7 +70,7 @@ func EncodeStructured(m *driver.Message) ([]byte, error) {
 	}
 	if len(keys) > 0 {
 		slices.Sort(keys)
-		obj := make([]byte, 0, n)
+		obj := make([]byte, 0, objN)
 		obj = append(obj, '{')
 		for i, k := range keys {
 			if i > 0 {
