@@ -30,7 +30,8 @@ const (
 
 // binding is the CloudEvents mapping on NATS headers: text, so names and
 // values are escaped; extension names travel as ce-<key>; the subject, not
-// ce-type, says the type.
+// ce-type, says the type, and a ce-type that differs is kept as metadata
+// (cloudevents.MetaForeignType).
 var binding = cloudevents.Binding{MetaPrefix: HeaderMetaPrefix, Extensions: true, Escape: true}
 
 // wireMsg is an event as a NATS message, with the memory of its headers.

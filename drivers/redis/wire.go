@@ -11,10 +11,13 @@ import (
 
 // No official CloudEvents binding for Redis exists; this one is gossip's and
 // is documented in docs/drivers/redis.md. Stream entries carry the
-// attributes as fields, data in one field; field names and values are
-// binary-safe, so metadata travels as meta-<key> unescaped. The type of an
-// entry must be its stream's, of a Pub/Sub message its channel's.
-var binding = cloudevents.Binding{MetaPrefix: "meta-", Strict: true}
+// attributes as ce-<name> fields, data in one field; a metadata key that is
+// a CloudEvents extension name travels as ce-<key>, any other as
+// meta-<key>; field names and values are binary-safe, so nothing is
+// escaped. An entry needs ce-type and ce-source; the type of an event is its
+// stream's or channel's, and a ce-type that differs is kept as metadata
+// (cloudevents.MetaForeignType).
+var binding = cloudevents.Binding{MetaPrefix: "meta-", Extensions: true, Strict: true}
 
 const fieldData = "data"
 

@@ -50,11 +50,19 @@ type Binding struct {
 	// is when a header carries it unchanged. Without Escape, names and values
 	// are binary-safe and written as they are.
 	Escape bool
-	// Strict requires ce-type and ce-source, and a ce-type that is the type
-	// the transport names (its stream or channel). Without it the
-	// transport's type wins over ce-type.
+	// Strict requires ce-type and ce-source. With or without it the type
+	// the transport names (its subject, stream or channel) is the event's
+	// type, and a ce-type that differs from it is kept in the metadata key
+	// MetaForeignType.
 	Strict bool
 }
+
+// MetaForeignType is the metadata key that holds the CloudEvents type
+// attribute of an event read from a transport naming another type (its
+// subject, stream or channel): another producer's "com.example.signup" on
+// gossip's subject for "user.created". The event's type stays the
+// transport's, which routes it; a handler reads the producer's type here.
+const MetaForeignType = "ce-type"
 
 // reserved are the attribute and member names that are not extensions: a
 // metadata key cannot take them as one, nor are they read as metadata.
@@ -201,26 +209,27 @@ func (d *Decoder) Message() (*driver.Message, error) {
 	if m.ID == "" {
 		p = append(p, "no "+NameID+" field")
 	}
-	if d.b.Strict {
-		p = check(p, extPrefix, " field", m.Source, d.typ, m.Type)
-	}
+	p = checkType(p, d.b.Strict, extPrefix, " field", m, d.typ)
 	if d.time != "" {
 		p = parseTime(p, m, NameTime, d.time)
 	}
 	return fail(m, d.raw, p)
 }
 
-// check appends what Strict finds wrong with source and typ (the type
-// attribute) of an event of type want; prefix and suffix make the names.
-func check(p []string, prefix, suffix, source, typ, want string) []string {
-	if source == "" {
-		p = append(p, "no "+prefix+"source"+suffix)
+// checkType keeps typ, the type attribute, under MetaForeignType when it
+// is not m's type, and appends what strict finds missing (source, type);
+// prefix and suffix make the names.
+func checkType(p []string, strict bool, prefix, suffix string, m *driver.Message, typ string) []string {
+	if typ != "" && typ != m.Type {
+		setMeta(m, MetaForeignType, typ)
 	}
-	switch {
-	case typ == "":
-		p = append(p, "no "+prefix+"type"+suffix)
-	case typ != want:
-		p = append(p, fmt.Sprintf("%stype %q is not %q", prefix, typ, want))
+	if strict {
+		if m.Source == "" {
+			p = append(p, "no "+prefix+"source"+suffix)
+		}
+		if typ == "" {
+			p = append(p, "no "+prefix+"type"+suffix)
+		}
 	}
 	return p
 }

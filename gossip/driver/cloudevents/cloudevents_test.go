@@ -1,6 +1,7 @@
 package cloudevents_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 // binary-safe fields (Redis).
 var (
 	headers = cloudevents.Binding{MetaPrefix: "gossip-meta-", Extensions: true, Escape: true}
-	fields  = cloudevents.Binding{MetaPrefix: "meta-", Strict: true}
+	fields  = cloudevents.Binding{MetaPrefix: "meta-", Extensions: true, Strict: true}
 )
 
 type pair struct{ name, value string }
@@ -115,7 +116,7 @@ func TestEncodeWritesTheDocumentedNames(t *testing.T) {
 		more map[string]string
 	}{
 		{&headers, map[string]string{"ce-source": "s%20p", "ce-tenant": "acme", "gossip-meta-Tenant%20Name": "Acme%20Inc"}},
-		{&fields, map[string]string{"ce-source": "s p", "meta-tenant": "acme", "meta-Tenant Name": "Acme Inc"}},
+		{&fields, map[string]string{"ce-source": "s p", "ce-tenant": "acme", "meta-Tenant Name": "Acme Inc"}},
 	} {
 		got := map[string]string{}
 		for _, p := range encode(tc.b, m) {
@@ -151,7 +152,7 @@ func TestDecodeReadsOtherProducers(t *testing.T) {
 			{"CE-Source", "/src"}, {"CE-TIME", "2026-01-02T03:04:05Z"}, {"Content-Type", "text/plain"}, {"TraceParent", "tp"},
 			{"CE-Tenant", "acme"}, {"Gossip-Meta-Key", "v"}, {"X-Other", "as it is"}},
 			&driver.Message{ID: "7", Type: "a.b", Source: "/src", Time: at, ContentType: "text/plain", Data: []byte("x"),
-				Metadata: map[string]string{"traceparent": "tp", "tenant": "acme", "Key": "v", "X-Other": "as it is"}}},
+				Metadata: map[string]string{"traceparent": "tp", "tenant": "acme", "Key": "v", "X-Other": "as it is", "ce-type": "other.type"}}},
 		{"binary, ce-datacontenttype", &fields, "{}", []pair{{"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-type", "a.b"},
 			{"ce-source", "s"}, {"ce-datacontenttype", "application/json"}, {"ce-partitionkey", "p7"}},
 			&driver.Message{ID: "1", Type: "a.b", Source: "s", ContentType: "application/json", Data: []byte("{}"),
@@ -163,7 +164,7 @@ func TestDecodeReadsOtherProducers(t *testing.T) {
 			`{"specversion":"1.0","id":"t","type":"x","source":"s","datacontenttype":"text/plain","data":"hi \"you\""}`,
 			[]pair{{"content-type", "application/cloudevents+json"}, {"X-Other", "v"}},
 			&driver.Message{ID: "t", Type: "a.b", Source: "s", ContentType: "text/plain", Data: []byte(`hi "you"`),
-				Metadata: map[string]string{"X-Other": "v"}}},
+				Metadata: map[string]string{"X-Other": "v", "ce-type": "x"}}},
 		{"structured, data_base64 and JSON without datacontenttype", &headers,
 			`{"specversion":"1.0","id":"b","source":"s","data_base64":"aGVsbG8=","n":3}`, nil,
 			&driver.Message{ID: "b", Type: "a.b", Source: "s", Data: []byte("hello"), Metadata: map[string]string{"n": "3"}}},
@@ -177,6 +178,21 @@ func TestDecodeReadsOtherProducers(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// What gossip wrote before extension names went as ce-<key> on Redis
+// (meta-<key> for every key) and before gossipmetadata was a string (an
+// object) reads as it did.
+func TestDecodeReadsTheOldFormat(t *testing.T) {
+	m, err := decode(&fields, "a.b", []byte("x"), pair{"ce-specversion", "1.0"}, pair{"ce-id", "1"}, pair{"ce-type", "a.b"},
+		pair{"ce-source", "s"}, pair{"meta-tenant", "acme"}, pair{"meta-Tenant Name", "Acme Inc"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"tenant": "acme", "Tenant Name": "Acme Inc"}, m.Metadata)
+
+	m, err = fields.DecodeStructured("a.b", []byte(`{"specversion":"1.0","id":"1","type":"a.b","source":"s",`+
+		`"traceparent":"tp","gossipmetadata":{"tenant":"acme","Tenant Name":"Acme Inc","k":""}}`))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"traceparent": "tp", "tenant": "acme", "Tenant Name": "Acme Inc", "k": ""}, m.Metadata)
 }
 
 // What is not a readable CloudEvent is an error wrapping ErrNotCloudEvent
@@ -198,13 +214,14 @@ func TestDecodeRejectsWhatIsNotACloudEvent(t *testing.T) {
 		{"no id", &headers, "x", []pair{{"ce-specversion", "1.0"}}, "no ce-id field"},
 		{"bad time", &headers, "x", with(pair{"ce-time", "yesterday"}), `ce-time "yesterday" is not RFC 3339`},
 		{"bad metadata name", &headers, "x", with(pair{"gossip-meta-%zz", "v"}), `bad metadata name "gossip-meta-%zz"`},
-		{"strict: another type", &fields, "x", with(pair{"ce-type", "other"}), `ce-type "other" is not "a.b"`},
 		{"strict: no source", &fields, "x", []pair{{"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-type", "a.b"}}, "no ce-source field"},
 		{"structured: not JSON", &headers, "{", []pair{{"content-type", "application/cloudevents+json"}}, "not a JSON object"},
 		{"structured: no id", &headers, `{"specversion":"1.0"}`, nil, "no id"},
 		{"structured: bad data_base64", &headers, `{"specversion":"1.0","id":"1","data_base64":"%"}`, nil, "data_base64 is not base64"},
-		{"structured strict: another type", &fields, `{"specversion":"1.0","id":"1","source":"s","type":"x"}`, nil, `type "x" is not "a.b"`},
+		{"structured strict: no type", &fields, `{"specversion":"1.0","id":"1","source":"s"}`, nil, "no type"},
 		{"structured: bad gossipmetadata", &headers, `{"specversion":"1.0","id":"1","gossipmetadata":[1]}`, nil, "gossipmetadata is not an object of strings"},
+		{"structured: gossipmetadata text not an object", &headers, `{"specversion":"1.0","id":"1","gossipmetadata":"{\"k\":1}"}`, nil, "gossipmetadata is not an object of strings"},
+		{"structured: gossipmetadata text not JSON", &headers, `{"specversion":"1.0","id":"1","gossipmetadata":"k=v"}`, nil, "gossipmetadata is not an object of strings"},
 		// What gossip's rule refuses at Publish is unreadable from another producer.
 		{"an ID with CR LF", &headers, "x", []pair{{"ce-specversion", "1.0"}, {"ce-id", "a%0D%0Ab"}}, `ID "a\r\nb" has the control character U+000D`},
 		{"a Latin-1 ID", &fields, "x", []pair{{"ce-specversion", "1.0"}, {"ce-id", "caf\xe9"}, {"ce-type", "a.b"}, {"ce-source", "s"}}, "is not valid UTF-8"},
@@ -227,15 +244,27 @@ func TestDecodeRejectsWhatIsNotACloudEvent(t *testing.T) {
 	}
 }
 
-// A strict binding reads a structured-mode payload only with its type
-// matching; a lax one takes the transport's type.
-func TestTypeIsTheTransports(t *testing.T) {
-	payload := []byte(`{"specversion":"1.0","id":"1","source":"s","type":"other"}`)
-	m, err := headers.DecodeStructured("a.b", payload)
-	require.NoError(t, err)
-	assert.Equal(t, "a.b", m.Type)
-	_, err = fields.DecodeStructured("a.b", payload)
-	assert.ErrorIs(t, err, cloudevents.ErrNotCloudEvent)
+// The transport names the type, in every mode and on every binding; a
+// type attribute that differs is kept under MetaForeignType, and an event
+// that already carries it matches.
+func TestForeignTypeIsKeptAsMetadata(t *testing.T) {
+	payload := []byte(`{"specversion":"1.0","id":"1","source":"s","type":"com.example.other"}`)
+	for _, b := range []*cloudevents.Binding{&headers, &fields} {
+		m, err := b.DecodeStructured("a.b", payload)
+		require.NoError(t, err)
+		assert.Equal(t, "a.b", m.Type)
+		assert.Equal(t, map[string]string{cloudevents.MetaForeignType: "com.example.other"}, m.Metadata)
+
+		m, err = decode(b, "a.b", []byte("x"), pair{"ce-specversion", "1.0"}, pair{"ce-id", "1"},
+			pair{"CE-Type", "com.example.other"}, pair{"ce-source", "s"})
+		require.NoError(t, err)
+		assert.Equal(t, "a.b", m.Type)
+		assert.Equal(t, map[string]string{cloudevents.MetaForeignType: "com.example.other"}, m.Metadata)
+
+		m, err = b.DecodeStructured("a.b", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"a.b"}`))
+		require.NoError(t, err)
+		assert.Nil(t, m.Metadata, "a type that matches is no metadata")
+	}
 }
 
 // Structured mode carries JSON data byte for byte: not compacted, not
@@ -287,4 +316,25 @@ func TestStructuredReadsAnyJSONLayout(t *testing.T) {
 	}
 	_, err = headers.DecodeStructured("a.b", []byte(`{"specversion":"1.0","id":"1","gossipmetadata":null}`))
 	assert.NoError(t, err)
+}
+
+// Structured mode writes every attribute as a string a CloudEvents SDK
+// accepts: metadata keys that are extension names as attributes of their
+// own when their value is not empty, the others as the JSON text of an
+// object in gossipmetadata.
+func TestStructuredMetadataIsStringAttributes(t *testing.T) {
+	m := &driver.Message{ID: "1", Type: "a.b", Source: "s", Metadata: map[string]string{
+		"tenant": "acme", "traceparent": "00-tp", "Tenant-ID": "a\"b", "id": "x", "k": "", "tracestate": ""}}
+	payload, err := cloudevents.EncodeStructured(m)
+	require.NoError(t, err)
+	assert.Equal(t, `{"specversion":"1.0","id":"1","type":"a.b","source":"s","tenant":"acme","traceparent":"00-tp",`+
+		`"gossipmetadata":"{\"Tenant-ID\":\"a\\\"b\",\"id\":\"x\",\"k\":\"\",\"tracestate\":\"\"}"}`, string(payload))
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(payload, &doc))
+	for name, v := range doc {
+		assert.IsType(t, "", v, "attribute %s", name)
+	}
+	got, err := headers.DecodeStructured("a.b", payload)
+	require.NoError(t, err)
+	assert.Equal(t, m.Metadata, got.Metadata)
 }

@@ -16,10 +16,14 @@ import (
 
 // EncodeStructured returns m as a JSON structured-mode CloudEvent: data as
 // JSON, byte for byte as it is, when the content type is JSON and the bytes
-// are valid JSON without outer white space; else as data_base64. Metadata
-// keys are any UTF-8, which attribute names are not: they travel in the
-// object gossipmetadata (in key order), except trace context that is not
-// empty (an attribute cannot be), which is an attribute of its own.
+// are valid JSON without outer white space; else as data_base64. A metadata
+// key that is a valid extension attribute name (lower-case ASCII letters
+// and digits, at most 20, no standard attribute) or trace context, with a
+// value that is not empty (an attribute cannot be), is a string attribute
+// of its own. The other keys (any UTF-8) travel in the string attribute
+// gossipmetadata, whose value is the JSON
+// text of an object of strings in key order, so that every attribute is
+// one a CloudEvents SDK accepts.
 func EncodeStructured(m *driver.Message) ([]byte, error) {
 	var data []byte // spliced in as it is: json.Marshal would compact and HTML-escape it
 	base64Data := false
@@ -33,10 +37,14 @@ func EncodeStructured(m *driver.Message) ([]byte, error) {
 		}
 	}
 	n := 128 + len(m.ID) + len(m.Type) + len(m.Source) + len(m.ContentType) + len(data) + base64.StdEncoding.EncodedLen(len(m.Data))
-	var keys []string // the metadata keys for gossipmetadata
+	var keys, exts []string // the metadata keys for gossipmetadata, and as attributes
+	objN := 2               // the bytes of gossipmetadata's object
 	for k, v := range m.Metadata {
-		n += len(k) + len(v) + 8
-		if v == "" || k != "traceparent" && k != "tracestate" && k != "baggage" {
+		n += 2*(len(k)+len(v)) + 16 // gossipmetadata's value is escaped twice
+		objN += len(k) + len(v) + 6
+		if v != "" && (isExtensionName(k) || k == "traceparent" || k == "tracestate" || k == "baggage") {
+			exts = append(exts, k)
+		} else {
 			keys = append(keys, k)
 		}
 	}
@@ -56,21 +64,21 @@ func EncodeStructured(m *driver.Message) ([]byte, error) {
 		b = base64.StdEncoding.AppendEncode(append(b, `,"data_base64":"`...), m.Data)
 		b = append(b, '"')
 	}
-	for _, k := range [...]string{"traceparent", "tracestate", "baggage"} {
-		if v := m.Metadata[k]; v != "" {
-			b = appendString(append(append(append(b, ',', '"'), k...), '"', ':'), v)
-		}
+	slices.Sort(exts)
+	for _, k := range exts {
+		b = appendString(append(append(append(b, ',', '"'), k...), '"', ':'), m.Metadata[k])
 	}
 	if len(keys) > 0 {
 		slices.Sort(keys)
-		b = append(b, `,"gossipmetadata":{`...)
+		obj := make([]byte, 0, objN)
+		obj = append(obj, '{')
 		for i, k := range keys {
 			if i > 0 {
-				b = append(b, ',')
+				obj = append(obj, ',')
 			}
-			b = appendString(append(appendString(b, k), ':'), m.Metadata[k])
+			obj = appendString(append(appendString(obj, k), ':'), m.Metadata[k])
 		}
-		b = append(b, '}')
+		b = appendString(append(b, `,"gossipmetadata":`...), string(append(obj, '}')))
 	}
 	if data != nil {
 		b = append(append(b, `,"data":`...), data...)
@@ -131,7 +139,8 @@ func appendString(b []byte, s string) []byte {
 
 // DecodeStructured reads payload, a JSON structured-mode CloudEvent, as an
 // event of type typ. Extension attributes and the members of gossipmetadata
-// become metadata. Errors are as Decoder.Message's.
+// (a string holding a JSON object, or the object itself as gossip wrote it
+// before) become metadata. Errors are as Decoder.Message's.
 func (b *Binding) DecodeStructured(typ string, payload []byte) (*driver.Message, error) {
 	return b.structured(&driver.Message{Type: typ}, payload)
 }
@@ -189,9 +198,6 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 	if m.ID == "" {
 		p = append(p, "no id")
 	}
-	if b.Strict {
-		p = check(p, "", "", m.Source, jsonString(typ), m.Type)
-	}
 	if v := jsonString(tm); v != "" {
 		p = parseTime(p, m, "time", v)
 	}
@@ -215,7 +221,12 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 	for _, e := range ext {
 		setMeta(m, e.name, jsonString(e.value))
 	}
-	if meta != nil && !isNull(meta) {
+	if meta != nil && meta[0] == '"' { // the JSON text of the object
+		if meta = []byte(jsonString(meta)); !json.Valid(meta) {
+			meta = []byte("[]") // not an object: the error below
+		}
+	}
+	if meta != nil && !isNull(meta) { // an object too: what gossip wrote before
 		strs := true
 		obj := members(meta, func(k string, v []byte) {
 			switch {
@@ -231,6 +242,7 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 			p = append(p, "gossipmetadata is not an object of strings")
 		}
 	}
+	p = checkType(p, b.Strict, "", "", m, jsonString(typ))
 	if len(p) > 0 {
 		m.ContentType = "" // the body is the whole document
 	}
