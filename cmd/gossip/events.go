@@ -184,9 +184,22 @@ func bench(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer c.shutdown(bus)
 	typ := gossip.EventType(fmt.Sprintf("gossip_bench.run%d", time.Now().UnixNano()))
+	var handled atomic.Int64
+	done := make(chan struct{})
+	sub, err := bus.Subscribe(typ, func(context.Context, *gossip.Event) error {
+		if handled.Add(1) == int64(*n) {
+			close(done)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The run's events are removed when it ends, however it ends.
 	defer func() {
-		c.shutdown(bus)
+		_ = sub.Unsubscribe()
 		if st, ok := storeOf(conn); ok {
 			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer ccancel()
@@ -195,16 +208,6 @@ func bench(ctx context.Context, c *cli, args []string) error {
 			}
 		}
 	}()
-	var handled atomic.Int64
-	done := make(chan struct{})
-	if _, err := bus.Subscribe(typ, func(context.Context, *gossip.Event) error {
-		if handled.Add(1) == int64(*n) {
-			close(done)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
 	payload := strings.Repeat("x", *size)
 	start := time.Now()
 	events := make([]*gossip.Event, 0, *batch)

@@ -31,7 +31,14 @@ import (
 // sends one back and it is handled, `lag` drops to zero, and a dead letter
 // already replayed is refused by --max-replays.
 func TestWalkthrough(t *testing.T) {
-	prefix := "cliwalk" + randomHex(t)
+	eachStoringTransport(t, walkthrough)
+}
+
+// eachStoringTransport runs test on NATS JetStream (GOSSIP_NATS_URL, else an
+// embedded server) and Redis Streams (GOSSIP_REDIS_URL, else
+// 127.0.0.1:6379), with a prefix of its own, removed afterwards.
+func eachStoringTransport(t *testing.T, test func(t *testing.T, url string)) {
+	prefix := "cli" + randomHex(t)
 	t.Run("nats", func(t *testing.T) {
 		url := os.Getenv("GOSSIP_NATS_URL")
 		if url == "" {
@@ -41,7 +48,7 @@ func TestWalkthrough(t *testing.T) {
 			url = srv.URL()
 		}
 		t.Cleanup(func() { dropNATSStream(t, url, prefix) })
-		walkthrough(t, withParam(url, "prefix="+prefix))
+		test(t, withParam(url, "prefix="+prefix))
 	})
 	t.Run("redis", func(t *testing.T) {
 		url := os.Getenv("GOSSIP_REDIS_URL")
@@ -54,7 +61,7 @@ func TestWalkthrough(t *testing.T) {
 			url = "redis://127.0.0.1:6379/0"
 		}
 		t.Cleanup(func() { dropRedisKeys(t, url, prefix) })
-		walkthrough(t, withParam(url, "prefix="+prefix))
+		test(t, withParam(url, "prefix="+prefix))
 	})
 }
 
