@@ -26,10 +26,10 @@ type stored struct {
 type groupState struct {
 	Group     string    `json:"group"`
 	Pattern   string    `json:"pattern"`
-	Pending   int64     `json:"pending"`   // stored, not yet delivered to the group; -1 unknown
-	Unacked   int64     `json:"unacked"`   // delivered, not yet acknowledged
-	Oldest    time.Time `json:"oldest,omitzero"`    // the oldest event pending or unacknowledged (zero: none)
-	Consumers int       `json:"consumers"` // members connected
+	Pending   int64     `json:"pending"`         // stored, not yet delivered to the group; -1 unknown
+	Unacked   int64     `json:"unacked"`         // delivered, not yet acknowledged
+	Oldest    time.Time `json:"oldest,omitzero"` // the oldest event pending or unacknowledged (zero: none)
+	Consumers int       `json:"consumers"`       // members connected
 }
 
 // store reads and changes what a transport holds.
