@@ -128,7 +128,6 @@ func deadLetters(ctx context.Context, c *cli, args []string) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := c.flags()
-	c.outputFlag()
 	var f filter
 	f.flags(fs)
 	var all, dryRun, keep *bool
@@ -136,6 +135,7 @@ func deadLetters(ctx context.Context, c *cli, args []string) error {
 	var maxReplays *int
 	switch sub {
 	case "list", "show":
+		c.outputFlag()
 	case "replay", "purge":
 		all = fs.Bool("all", false, "act on every dead letter when no ID or filter is given")
 		dryRun = fs.Bool("dry-run", false, "say what would be done, do nothing")
@@ -143,6 +143,8 @@ func deadLetters(ctx context.Context, c *cli, args []string) error {
 			keep = fs.Bool("keep", false, "keep the dead letters after replaying them")
 			rate = fs.Float64("rate", 20, "replay at most this many events per second")
 			maxReplays = fs.Int("max-replays", 3, "refuse dead letters of events already replayed this often (0: no limit)")
+			fs.Lookup("timeout").DefValue = "0s" // a backlog at --rate may take long
+			c.timeout = 0
 		}
 	default:
 		return usagef("unknown subcommand %q: want list, show, replay or purge", sub)
