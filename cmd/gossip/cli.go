@@ -189,13 +189,32 @@ func (c *cli) logger() *slog.Logger {
 // open connects to the transport and returns a bus on the connection,
 // which the caller shuts down.
 func (c *cli) open(ctx context.Context, workers int) (*gossip.EventBus, driver.Conn, error) {
-	d, err := driver.Lookup(c.driver)
+	return c.openDSN(ctx, c.driver, workers)
+}
+
+// openExisting is open for the commands that read what is stored: on
+// JetStream it does not create the stream (a mistyped prefix is an error,
+// not a new empty stream), unless the URL says create_stream itself.
+func (c *cli) openExisting(ctx context.Context) (*gossip.EventBus, driver.Conn, error) {
+	dsn := c.driver
+	if strings.HasPrefix(dsn, "nats://") && !strings.Contains(dsn, "create_stream=") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + "create_stream=false"
+	}
+	return c.openDSN(ctx, dsn, 1)
+}
+
+func (c *cli) openDSN(ctx context.Context, dsn string, workers int) (*gossip.EventBus, driver.Conn, error) {
+	d, err := driver.Lookup(dsn)
 	if err != nil {
 		return nil, nil, usageError{err.Error()}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := d.Open(dctx, c.driver, driver.Options{Source: c.source, Logger: c.logger()})
+	conn, err := d.Open(dctx, dsn, driver.Options{Source: c.source, Logger: c.logger()})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", driver.Redact(c.driver), err)
 	}

@@ -136,3 +136,42 @@ func TestBenchLeavesNothingStored(t *testing.T) {
 		assert.Empty(t, keys)
 	})
 }
+
+// Reading what is stored creates nothing: on JetStream a prefix nothing
+// was published under is an error, not a new empty stream.
+func TestReadingCreatesNothing(t *testing.T) {
+	eachStoringTransport(t, func(t *testing.T, driver string) {
+		for _, args := range [][]string{{"deadletters", "list"}, {"lag"}} {
+			var out, errs bytes.Buffer
+			code := run(context.Background(), append(args, "--driver", driver), &out, &errs)
+			if strings.HasPrefix(driver, "nats") {
+				assert.Equal(t, exitError, code, args)
+				assert.Contains(t, errs.String(), "not found", args)
+			} else {
+				assert.Equal(t, exitOK, code, "%v: %s", args, errs.String())
+			}
+		}
+		u, err := url.Parse(driver)
+		require.NoError(t, err)
+		prefix := u.Query().Get("prefix")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if strings.HasPrefix(driver, "nats") {
+			nc, err := nats.Connect(driver[:strings.IndexByte(driver, '?')])
+			require.NoError(t, err)
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			require.NoError(t, err)
+			_, err = js.Stream(ctx, prefix)
+			assert.ErrorIs(t, err, jetstream.ErrStreamNotFound)
+			return
+		}
+		opts, err := goredis.ParseURL(driver[:strings.IndexByte(driver, '?')])
+		require.NoError(t, err)
+		c := goredis.NewClient(opts)
+		defer c.Close()
+		n, err := c.Exists(ctx, prefix+":types").Result()
+		require.NoError(t, err)
+		assert.Zero(t, n)
+	})
+}

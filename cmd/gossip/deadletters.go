@@ -169,7 +169,7 @@ func deadLetters(ctx context.Context, c *cli, args []string) error {
 
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	bus, conn, err := c.open(ctx, 1)
+	bus, conn, err := c.openExisting(ctx)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func groups(ctx context.Context, c *cli, args []string) error {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	bus, conn, err := c.open(ctx, 1)
+	bus, conn, err := c.openExisting(ctx)
 	if err != nil {
 		return err
 	}
