@@ -36,6 +36,7 @@ commands:
   groups       per consumer group and pattern: pending, unacknowledged, oldest age, consumers
   lag          the same as groups
   bench        publish and handle N events, print the throughput, remove what it stored
+  completion   print a bash completion script: source <(gossip completion bash)
 
 Flags may come before or after arguments. Run 'gossip <command> --help' for
 a command's flags. Exit status: 0 success, 1 error, 2 usage error.`
@@ -56,6 +57,7 @@ func init() {
 		"deadletters": {"deadletters list|show|replay|purge [ID...] [filters]", deadLettersAbout, deadLetters},
 		"groups":      {"groups [--group name]", groupsAbout, groups},
 		"lag":         {"lag [--group name]", groupsAbout, groups},
+		"completion":  {"completion bash", "Print a bash completion script: source <(gossip completion bash). In zsh, run autoload -U bashcompinit && bashcompinit first.", completion},
 		"bench":       {"bench [-n count] [--batch n] [--size bytes]", "Publish and handle N events, print the throughput; the events are removed from the transport afterwards.", bench},
 	}
 }
@@ -71,6 +73,8 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 type cli struct {
 	stdout, stderr io.Writer
 	name           string // the subcommand
+	synopsis       string // for --help
+	about          string
 	fs             *flag.FlagSet
 	driver         string
 	source         string
@@ -96,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gossip: unknown command %q\n\n%s\n", name, usage)
 		return exitUsage
 	}
-	c := &cli{stdout: stdout, stderr: stderr, name: name}
+	c := &cli{stdout: stdout, stderr: stderr, name: name, synopsis: cmd.synopsis, about: cmd.about}
 	err := cmd.run(ctx, c, args[1:])
 	var ue usageError
 	switch {
@@ -165,8 +169,7 @@ func (c *cli) parse(args []string) ([]string, error) {
 
 // help prints the command's usage and flags to stdout.
 func (c *cli) help() {
-	cmd := commands[c.name]
-	fmt.Fprintf(c.stdout, "usage: gossip %s\n\n%s\n\nflags:\n", cmd.synopsis, cmd.about)
+	fmt.Fprintf(c.stdout, "usage: gossip %s\n\n%s\n\nflags:\n", c.synopsis, c.about)
 	c.fs.SetOutput(c.stdout)
 	c.fs.PrintDefaults()
 	c.fs.SetOutput(io.Discard)

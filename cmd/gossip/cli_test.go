@@ -63,6 +63,8 @@ func TestExitStatusTellsScriptsWhatHappened(t *testing.T) {
 		{[]string{"deadletters", "list", "--driver", "memory"}, exitError, "", "stores nothing"},
 		{[]string{"lag", "--driver", "memory"}, exitError, "", "stores nothing"},
 		{[]string{"publish", "--type", "a.b", "--driver", "nope://x"}, exitUsage, "", "nope"},
+		{[]string{"completion", "bash"}, exitOK, "complete -o default -F _gossip gossip", ""},
+		{[]string{"completion", "fish"}, exitUsage, "", "want 'bash'"},
 	} {
 		var out, errs bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errs)

@@ -150,7 +150,7 @@ func deadLetters(ctx context.Context, c *cli, args []string) error {
 		return usagef("unknown subcommand %q: want list, show, replay or purge", sub)
 	}
 	c.name = "deadletters " + sub
-	commands[c.name] = command{synopsis: c.name + " [ID...] [filters]", about: deadLettersAbout}
+	c.synopsis = c.name + " [ID...] [filters]"
 	ids, err := c.parse(args)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@
 //	gossip deadletters replay --type 'user_service.>' --error timeout --dry-run
 //	gossip lag
 //	gossip bench -n 20000
+//	source <(gossip completion bash)
 //
 // Flags may come before or after the positional arguments. The driver comes
 // from --driver or GOSSIP_DRIVER. Exit status: 0 success, 1 an error, 2 a
