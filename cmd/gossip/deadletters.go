@@ -73,6 +73,18 @@ func (f *filter) match(now time.Time, s stored, r record) bool {
 	return false
 }
 
+// selectFrom returns the dead letters st holds that f selects.
+func (f *filter) selectFrom(ctx context.Context, st store, now time.Time) ([]stored, error) {
+	var sel []stored
+	err := st.deadLetters(ctx, func(s stored) bool {
+		if f.match(now, s, recordOf(s, false)) {
+			sel = append(sel, s)
+		}
+		return f.limit == 0 || len(sel) < f.limit
+	})
+	return sel, err
+}
+
 // record is a dead letter as the commands print it.
 type record struct {
 	ID           string            `json:"id"`
@@ -169,23 +181,13 @@ func deadLetters(ctx context.Context, c *cli, args []string) error {
 
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	bus, conn, err := c.openExisting(ctx)
+	bus, st, err := c.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.shutdown(bus)
-	st, ok := storeOf(conn)
-	if !ok {
-		return errNothingStored
-	}
 	now := time.Now()
-	var sel []stored
-	err = st.deadLetters(ctx, func(s stored) bool {
-		if f.match(now, s, recordOf(s, false)) {
-			sel = append(sel, s)
-		}
-		return f.limit == 0 || len(sel) < f.limit
-	})
+	sel, err := f.selectFrom(ctx, st, now)
 	if err != nil {
 		return err
 	}

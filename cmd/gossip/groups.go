@@ -27,15 +27,11 @@ func groups(ctx context.Context, c *cli, args []string) error {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	bus, conn, err := c.openExisting(ctx)
+	bus, st, err := c.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.shutdown(bus)
-	st, ok := storeOf(conn)
-	if !ok {
-		return errNothingStored
-	}
 	gs, err := st.groups(ctx)
 	if err != nil {
 		return err

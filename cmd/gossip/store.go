@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gossipbus/gossip/gossip"
 	"github.com/gossipbus/gossip/gossip/driver"
 )
 
@@ -55,4 +56,19 @@ func storeOf(conn driver.Conn) (store, bool) {
 		return s, true
 	}
 	return nil, false
+}
+
+// openStore opens the transport without creating anything (see
+// openExisting) and returns its store, with the bus the caller shuts down.
+func (c *cli) openStore(ctx context.Context) (*gossip.EventBus, store, error) {
+	bus, conn, err := c.openExisting(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, ok := storeOf(conn)
+	if !ok {
+		c.shutdown(bus)
+		return nil, nil, errNothingStored
+	}
+	return bus, st, nil
 }
