@@ -11,8 +11,12 @@
 //
 //	go run ./examples/microservices
 //	go run ./examples/microservices -driver redis://127.0.0.1:6379/0
-//	go run ./examples/microservices -driver nats          # an embedded NATS server
 //	go run ./examples/microservices -driver nats://127.0.0.1:4222
+//	go run -tags embeddednats ./examples/microservices -driver nats  # an embedded NATS server
+//
+// The embedded NATS server (-tags embeddednats) and the OTLP exporters of
+// -trace (-tags otlp) are built only with their tags: without them the demo
+// builds in a fraction of the time.
 //
 // With -service it runs one service per process (see docs/examples.md for
 // the durable catch-up demo).
