@@ -27,8 +27,11 @@ test-short:
 soak:
 	$(GO) test -race -count=1 -v -run '^TestSoak$$' ./tests/soak/
 
+## vet: also the files the examples build only with tags (the embedded NATS
+## server, the OTLP exporters)
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags embeddednats,otlp ./examples/...
 
 lint: vet
 	$(GO) run $(STATICCHECK) ./...
@@ -52,8 +55,9 @@ bench-quick:
 demo:
 	$(GO) run ./examples/microservices
 
+## demo-nats: on an embedded NATS server, which the demo links only with this tag
 demo-nats:
-	$(GO) run ./examples/microservices -driver nats
+	$(GO) run -tags embeddednats ./examples/microservices -driver nats
 
 demo-redis:
 	$(GO) run ./examples/microservices -driver redis://127.0.0.1:6379/0

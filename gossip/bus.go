@@ -80,7 +80,7 @@ func NewEventBus(cfg *Config) (*EventBus, error) {
 		defer cancel()
 		conn, err := d.Open(ctx, c.Driver, driver.Options{Source: c.Source, Logger: c.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("gossip: open %s: %w", driver.Redact(c.Driver), err)
+			return nil, &opError{op: "open " + driver.Redact(c.Driver), err: err}
 		}
 		b.conn = conn
 	}
@@ -316,9 +316,9 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	})
 	if err != nil {
 		if b.closed.Load() { // Shutdown closed the transport meanwhile
-			return nil, fmt.Errorf("%w (subscribe %s: %v)", ErrClosed, pattern, err)
+			return nil, fmt.Errorf("%w (subscribe %s: %s)", ErrClosed, pattern, strings.TrimPrefix(err.Error(), "gossip: "))
 		}
-		return nil, fmt.Errorf("gossip: subscribe %s: %w", pattern, err)
+		return nil, &opError{op: "subscribe " + string(pattern), err: err}
 	}
 	s := newSubscription(b, pattern, sc, handler, ds)
 	s.drops = drops
@@ -405,7 +405,7 @@ wait:
 		}
 	}
 	if err := b.conn.Close(boundedContext(ctx, b.cfg.DialTimeout)); err != nil {
-		errs = append(errs, fmt.Errorf("gossip: close transport: %w", err))
+		errs = append(errs, &opError{op: "close transport", err: err})
 	}
 	return errors.Join(errs...)
 }

@@ -15,9 +15,11 @@ import (
 // default; a negative value or one outside the range is an error wrapping
 // ErrInvalidOption that names the field and its range.
 type Config struct {
-	// Driver picks the transport: "memory" (the default), "redis", "nats",
-	// or a URL whose scheme a driver registered: "memory://orders" (a named
-	// in-process broker every bus in the process that opens it shares),
+	// Driver picks the transport: "memory" (the default: a broker of this
+	// bus's own, which no other bus sees), "redis", "nats", or a URL whose
+	// scheme a driver registered: "memory://orders" (a named in-process
+	// broker every bus in the process that opens it shares: what services
+	// sharing one process use),
 	// "redis://user:pass@host:6379/0?mode=pubsub", "rediss://...",
 	// "nats://a:4222,b:4222?mode=core". The Redis and NATS drivers register
 	// themselves when their packages are imported. Ignored when Conn is set.

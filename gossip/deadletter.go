@@ -59,9 +59,22 @@ func DeadLetterInfo(e *Event) (info DeadLetter, ok bool) {
 	}, true
 }
 
+// The metadata keys Replay sets on the event it makes, and a dead letter of
+// that event carries on: a replayed event links back to the event that was
+// first dead-lettered, and says how often it has come back.
+const (
+	// MetaReplayOf is the ID of the event first dead-lettered: the dead
+	// letter's ID on a first replay, kept as it is on later ones.
+	MetaReplayOf = "gossip-replay-of"
+	// MetaReplays counts the replays: "1" on the first, one more on each
+	// replay of a dead letter of a replayed event.
+	MetaReplays = "gossip-replays"
+)
+
 // Replay returns a copy of dead letter e ready to publish again under its
-// original type, with the dead-letter metadata removed and a fresh ID (so
-// transports that deduplicate by ID store it).
+// original type, with the dead-letter metadata removed, a fresh ID (so
+// transports that deduplicate by ID store it), MetaReplayOf naming the
+// event first dead-lettered and MetaReplays counting the replays.
 func Replay(e *Event) *Event {
 	info, _ := DeadLetterInfo(e)
 	r := &Event{ID: NewID(), Type: info.OriginalType, Source: e.Source, Timestamp: e.Timestamp,
@@ -71,7 +84,19 @@ func Replay(e *Event) *Event {
 			r.Metadata[k] = v
 		}
 	}
+	if r.Metadata[MetaReplayOf] == "" {
+		r.Metadata[MetaReplayOf] = e.ID
+	}
+	n, _ := strconv.Atoi(e.Metadata[MetaReplays])
+	r.Metadata[MetaReplays] = strconv.Itoa(max(n, 0) + 1)
 	return r
+}
+
+// ReplayCount is how many times e was replayed (MetaReplays): 0 for an
+// event, or a dead letter of an event, that never was.
+func ReplayCount(e *Event) int {
+	n, _ := strconv.Atoi(e.Metadata[MetaReplays])
+	return max(n, 0)
 }
 
 // More metadata a dead letter may carry: what was changed to make it

@@ -12,8 +12,10 @@
 //		}), gossip.Group("email_service"))
 //	bus.Publish(ctx, gossip.NewEvent("email_service.email.sent", sent))
 //
-// The zero Config is an in-process bus; "memory://name" shares one broker
-// among the buses of a process; "redis://..." and "nats://..." need their
+// The zero Config (Driver "memory") is an in-process bus with a broker of
+// its own: no other bus sees its events. "memory://name" shares one broker
+// among the buses of a process that open it, which is what services running
+// in one process need; "redis://..." and "nats://..." need their
 // driver packages imported (import _ "github.com/gossipbus/gossip/drivers/nats").
 //
 // Semantics, the same on every transport (docs/semantics.md has the table of

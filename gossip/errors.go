@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -95,6 +96,21 @@ func (p *PanicError) Unwrap() error {
 	err, _ := p.Value.(error)
 	return err
 }
+
+// opError is what the bus makes of a transport error in one operation: the
+// "gossip: " prefix once, the operation, then the transport's own words (a
+// transport error that starts with "gossip: " too loses that copy).
+// errors.Is and errors.As see through it.
+type opError struct {
+	op  string // "subscribe orders.>", "open nats://…", "close transport"
+	err error
+}
+
+func (e *opError) Error() string {
+	return "gossip: " + e.op + ": " + strings.TrimPrefix(e.err.Error(), "gossip: ")
+}
+
+func (e *opError) Unwrap() error { return e.err }
 
 func errUnknownContentType(ct string) error {
 	return fmt.Errorf("no codec for content type %q", ct)

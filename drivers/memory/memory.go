@@ -7,6 +7,12 @@
 // broker for the life of the process, so several services can talk in one
 // process as they would across Redis or NATS.
 //
+// Two buses opened with "memory" never see each other's events. When events
+// published on a private broker reach no subscription there but another
+// private broker of the process subscribes to their type, the publishing
+// bus logs a warning once (Config.Logger) naming the fix: a named broker,
+// "memory://<name>", on every bus.
+//
 // Events are handed over as the publisher's values, without encoding. Each
 // broadcast subscription has a bounded queue of gossip.Config.BufferSize
 // events (allocated at Subscribe; at most 1,000,000), and so has each group,
@@ -51,9 +57,9 @@ var named sync.Map // broker name → *Broker
 
 // Open returns a connection to a private broker for "memory", or to the
 // process-wide broker named by the host (or path) of "memory://name".
-func (Driver) Open(_ context.Context, dsn string, _ driver.Options) (driver.Conn, error) {
+func (Driver) Open(_ context.Context, dsn string, opts driver.Options) (driver.Conn, error) {
 	if !strings.Contains(dsn, "://") {
-		return NewBroker().Conn(), nil
+		return newPrivateBroker(opts.Logger).Conn(), nil
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -61,7 +67,7 @@ func (Driver) Open(_ context.Context, dsn string, _ driver.Options) (driver.Conn
 	}
 	name := u.Host + strings.TrimSuffix(u.Path, "/")
 	if name == "" {
-		return NewBroker().Conn(), nil
+		return newPrivateBroker(opts.Logger).Conn(), nil
 	}
 	b, _ := named.LoadOrStore(name, NewBroker())
 	return b.(*Broker).Conn(), nil
@@ -71,6 +77,8 @@ func (Driver) Open(_ context.Context, dsn string, _ driver.Options) (driver.Conn
 type Broker struct {
 	mu     sync.Mutex
 	routes atomic.Pointer[routeTable]
+
+	private *privateState // set for the broker of a "memory" bus
 }
 
 // NewBroker returns an empty broker. Handing Conn() of one broker to several
@@ -179,7 +187,11 @@ func (q *queue) close() {
 // publish enters one delivery into every target.
 func (b *Broker) publish(ctx context.Context, m *driver.Message) error {
 	d := driver.Delivery{Message: m, Attempt: 1}
-	for _, t := range b.routes.Load().targets(m.Type) {
+	ts := b.routes.Load().targets(m.Type)
+	if len(ts) == 0 && b.private != nil {
+		b.private.unheard(b, m.Type)
+	}
+	for _, t := range ts {
 		var err error
 		if t.q != nil {
 			err = t.q.put(ctx, d)
@@ -191,6 +203,23 @@ func (b *Broker) publish(ctx context.Context, m *driver.Message) error {
 		}
 	}
 	return nil
+}
+
+// live reports whether rt has a subscription to t that is still there: a
+// broadcast queue not stopped, or a group with a member. It does not fill
+// the cache.
+func (rt *routeTable) live(t string) bool {
+	for _, q := range rt.broadcast {
+		if driver.Match(q.pattern, t) {
+			return true
+		}
+	}
+	for _, g := range rt.groups {
+		if g.members.Load() > 0 && driver.Match(g.pattern, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // put enters d into g's queue, waiting for room while g has members.
@@ -251,6 +280,9 @@ func (g *group) take(stop <-chan struct{}) (driver.Delivery, bool) {
 }
 
 func (b *Broker) subscribe(spec driver.SubscribeSpec) driver.Subscription {
+	if b.private != nil {
+		privateBrokers.gen.Add(1)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.routes.Load()
@@ -404,6 +436,8 @@ func (c *conn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.S
 
 // Close ends the connection. gossip has closed its subscriptions before.
 func (c *conn) Close(context.Context) error {
-	c.closed.Store(true)
+	if !c.closed.Swap(true) && c.broker.private != nil {
+		privateBrokers.forget(c.broker.private.self)
+	}
 	return nil
 }

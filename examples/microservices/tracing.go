@@ -13,7 +13,8 @@ package main
 //     prints every trace in DIR at any time.
 //   - With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
 //     set, spans and metrics go to that OTLP/HTTP collector (Jaeger, Tempo,
-//     the OpenTelemetry Collector) instead.
+//     the OpenTelemetry Collector) instead. The exporters are built only
+//     with -tags otlp (otlp.go): the demo on its own does not link them.
 
 import (
 	"bufio"
@@ -34,8 +35,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -52,6 +51,10 @@ var (
 	traceDir    = flag.String("trace-dir", filepath.Join(os.TempDir(), "gossip-traces"), "with -trace and -service: the directory each process writes its spans to (JSON lines)")
 	printTraces = flag.String("print-traces", "", "print the traces the processes wrote to this directory (see -trace-dir) as trees, and exit")
 )
+
+// otlpExporters makes the OTLP/HTTP span and metric exporters; nil unless
+// built with -tags otlp.
+var otlpExporters func(context.Context) (sdktrace.SpanExporter, sdkmetric.Exporter, error)
 
 // tracing is the -trace mode. A nil *tracing does nothing.
 type tracing struct {
@@ -76,6 +79,10 @@ func startTracing(service string) (*tracing, error) {
 	t := &tracing{meters: map[string]*sdkmetric.ManualReader{}}
 	switch {
 	case os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
+		if otlpExporters == nil {
+			return nil, errors.New("OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OTLP exporters are built only with -tags otlp: " +
+				"go run -tags otlp ./examples/microservices -trace")
+		}
 		t.otlp = true
 	case service == "all":
 		t.recorder = tracetest.NewSpanRecorder()
@@ -103,17 +110,16 @@ func (t *tracing) install(b *gossip.EventBus, service string) {
 	var reader sdkmetric.Reader
 	switch {
 	case t.otlp:
-		ctx := context.Background()
 		// The exporters read the OTEL_EXPORTER_OTLP_* variables themselves.
-		if exp, err := otlptracehttp.New(ctx); err == nil {
-			topts = append(topts, sdktrace.WithBatcher(exp))
-		} else {
-			fmt.Fprintln(os.Stderr, "trace exporter:", err)
+		spans, metrics, err := otlpExporters(context.Background())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "OTLP exporters:", err)
 		}
-		if exp, err := otlpmetrichttp.New(ctx); err == nil {
-			reader = sdkmetric.NewPeriodicReader(exp)
-		} else {
-			fmt.Fprintln(os.Stderr, "metric exporter:", err)
+		if spans != nil {
+			topts = append(topts, sdktrace.WithBatcher(spans))
+		}
+		if metrics != nil {
+			reader = sdkmetric.NewPeriodicReader(metrics)
 		}
 	case t.recorder != nil:
 		topts = append(topts, sdktrace.WithSpanProcessor(t.recorder))

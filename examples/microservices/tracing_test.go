@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestPrintTreesIndentsChildrenAndShowsFailures(t *testing.T) {
@@ -29,4 +30,17 @@ func TestPrintTreesIndentsChildrenAndShowsFailures(t *testing.T) {
   analytics_service     process y  1ms  OK (parent span not exported)
 `
 	assert.Equal(t, want, b.String())
+}
+
+// Built without -tags otlp, an OTLP endpoint in the environment stops the
+// traced demo with an error naming the tag, rather than printing trees the
+// user did not ask for.
+func TestOTLPWithoutTheTagSaysWhichTag(t *testing.T) {
+	if otlpExporters != nil {
+		t.Skip("built with -tags otlp")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+	_, err := startTracing("all")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "-tags otlp")
 }

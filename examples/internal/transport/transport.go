@@ -3,18 +3,22 @@
 // "memory" (the default), "nats" (an embedded NATS server started in
 // process, so nothing needs installing), "redis" (Redis on 127.0.0.1:6379),
 // or any URL a driver accepts.
+//
+// The embedded NATS server is built only with -tags embeddednats (make
+// demo-nats passes it): linking nats-server costs a cold build minutes,
+// which an example run on memory or on a server of its own does not need.
 package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
-	_ "github.com/gossipbus/gossip/drivers/nats" // registers nats://
-	"github.com/gossipbus/gossip/drivers/nats/natsserver"
+	_ "github.com/gossipbus/gossip/drivers/nats"  // registers nats://
 	_ "github.com/gossipbus/gossip/drivers/redis" // registers redis:// and rediss://
 )
 
@@ -30,16 +34,26 @@ func Resolve(flag, memoryName string) (dsn string, stop func(), err error) {
 	case "", "memory":
 		return "memory://" + memoryName, func() {}, nil
 	case "nats":
-		srv, err := natsserver.Start(natsserver.Options{})
+		if StartEmbeddedNATS == nil {
+			return "", nil, errors.New("-driver nats: the embedded NATS server is built only with -tags embeddednats " +
+				"(go run -tags embeddednats ./examples/<example> -driver nats; make demo-nats); " +
+				"or give a server's URL: -driver nats://127.0.0.1:4222")
+		}
+		url, stop, err := StartEmbeddedNATS()
 		if err != nil {
 			return "", nil, fmt.Errorf("start an embedded NATS server: %w", err)
 		}
-		return srv.URL(), srv.Shutdown, nil
+		return url, stop, nil
 	case "redis":
 		return "redis://127.0.0.1:6379/0", func() {}, nil
 	}
 	return flag, func() {}, nil
 }
+
+// StartEmbeddedNATS starts a NATS server in process and returns its URL and
+// how to stop it; nil unless built with -tags embeddednats (or set by a
+// test that links the server anyway).
+var StartEmbeddedNATS func() (url string, stop func(), err error)
 
 // Name is the transport's name in a Config.Driver value: "memory", "nats",
 // "redis".
