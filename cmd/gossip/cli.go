@@ -103,16 +103,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{stdout: stdout, stderr: stderr, name: name, synopsis: cmd.synopsis, about: cmd.about}
 	err := cmd.run(ctx, c, args[1:])
 	var ue usageError
+	msg := "" // the error without the library's own "gossip: ", which the line starts with
+	if err != nil {
+		msg = strings.TrimPrefix(err.Error(), "gossip: ")
+	}
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "gossip %s: %v\nrun 'gossip %s --help' for usage\n", c.name, err, c.name)
+		fmt.Fprintf(stderr, "gossip %s: %s\nrun 'gossip %s --help' for usage\n", c.name, msg, c.name)
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "gossip %s: %v\n", c.name, err)
+	fmt.Fprintf(stderr, "gossip %s: %s\n", c.name, msg)
 	return exitError
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/gossip/driver"
 )
 
 const deadLettersAbout = `List, show, replay or purge the dead letters the transport stores
@@ -33,10 +34,7 @@ gossip-replays reaches --max-replays. A replay reaches every group
 subscribed to the original type, not only the one that gave up.`
 
 // Metadata the CLI sets on a replayed event.
-const (
-	metaReplays  = "gossip-replays"   // how often the event was replayed
-	metaReplayOf = "gossip-replay-of" // the event ID of the first dead letter
-)
+const ()
 
 // filter selects dead letters.
 type filter struct {
@@ -117,8 +115,8 @@ func recordOf(s stored, full bool) record {
 	info, _ := gossip.DeadLetterInfo(&gossip.Event{Type: gossip.EventType(m.Type), Metadata: m.Metadata})
 	r.ID, r.Type, r.Group, r.Subscription = m.ID, string(info.OriginalType), info.Group, string(info.Subscription)
 	r.Deliveries, r.Error, r.Source, r.Time = info.Deliveries, info.Error, m.Source, m.Time
-	r.Replays, _ = strconv.Atoi(m.Metadata[metaReplays])
-	r.ReplayOf = m.Metadata[metaReplayOf]
+	r.Replays, _ = strconv.Atoi(m.Metadata[gossip.MetaReplays])
+	r.ReplayOf = m.Metadata[gossip.MetaReplayOf]
 	if full {
 		r.ContentType, r.Metadata = m.ContentType, m.Metadata
 		if json.Valid(m.Data) {
@@ -375,22 +373,13 @@ func replayEvent(s stored, r record, maxReplays int) (*gossip.Event, error) {
 	case m.Metadata[gossip.MetaDeadLetterDataBytes] != "":
 		return nil, fmt.Errorf("its data (%s bytes) was too large to keep in the dead letter", m.Metadata[gossip.MetaDeadLetterDataBytes])
 	}
-	ct, _, _ := strings.Cut(m.ContentType, ";")
-	ct = strings.TrimSpace(strings.ToLower(ct))
-	if ct != "" && ct != "application/json" && !strings.HasSuffix(ct, "+json") {
+	if ct := driver.MediaType(m.ContentType); ct != "" && ct != "application/json" && !strings.HasSuffix(ct, "+json") {
 		return nil, fmt.Errorf("its data is %s; the CLI replays JSON data only (use gossip.Replay in Go)", m.ContentType)
 	}
 	var data any
 	if len(m.Data) > 0 {
 		data = json.RawMessage(m.Data)
 	}
-	e := gossip.Replay(&gossip.Event{ID: m.ID, Type: gossip.EventType(m.Type), Source: m.Source,
-		Timestamp: m.Time, Data: data, Metadata: m.Metadata})
-	first := r.ReplayOf
-	if first == "" {
-		first = r.ID
-	}
-	e.WithMetadata(metaReplays, strconv.Itoa(r.Replays+1))
-	e.WithMetadata(metaReplayOf, first)
-	return e, nil
+	return gossip.Replay(&gossip.Event{ID: m.ID, Type: gossip.EventType(m.Type), Source: m.Source,
+		Timestamp: m.Time, Data: data, Metadata: m.Metadata}), nil
 }

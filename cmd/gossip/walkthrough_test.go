@@ -177,13 +177,13 @@ func walkthrough(t *testing.T, url string) {
 	require.Equal(t, exitOK, code)
 	var replayed *gossip.Event
 	for range 3 {
-		if e := receive(t, handled); e.Metadata[metaReplayOf] != "" {
+		if e := receive(t, handled); e.Metadata[gossip.MetaReplayOf] != "" {
 			replayed = e
 		}
 	}
 	require.NotNil(t, replayed, "the replayed event was handled")
-	assert.Equal(t, ids[0], replayed.Metadata[metaReplayOf])
-	assert.Equal(t, "1", replayed.Metadata[metaReplays])
+	assert.Equal(t, ids[0], replayed.Metadata[gossip.MetaReplayOf])
+	assert.Equal(t, "1", replayed.Metadata[gossip.MetaReplays])
 	var data map[string]int
 	require.NoError(t, replayed.Decode(&data))
 	assert.Equal(t, map[string]int{"order": 0}, data)
@@ -205,7 +205,7 @@ func walkthrough(t *testing.T, url string) {
 	require.Equal(t, exitOK, code)
 	again := receive(t, deadLetters)
 	require.NoError(t, m3.Shutdown(ctx))
-	assert.Equal(t, ids[1], again.Metadata[metaReplayOf])
+	assert.Equal(t, ids[1], again.Metadata[gossip.MetaReplayOf])
 	_, errs, code := gossipCLI("deadletters", "replay", again.ID, "--max-replays", "1")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errs, "already replayed 1 times")
