@@ -5,28 +5,10 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/gossipbus/gossip/internal/benchdata"
+
 	"github.com/gossipbus/gossip/gossip/driver"
 )
-
-// benchPayload encodes to about 256 bytes of JSON, the payload size bench/
-// uses.
-type benchPayload struct {
-	UserID    string   `json:"user_id"`
-	Email     string   `json:"email"`
-	Name      string   `json:"name"`
-	Plan      string   `json:"plan"`
-	Tags      []string `json:"tags"`
-	Score     float64  `json:"score"`
-	Active    bool     `json:"active"`
-	CreatedAt int64    `json:"created_at"`
-	Note      string   `json:"note"`
-}
-
-var samplePayload = benchPayload{
-	UserID: "0199c0de-7a1b-7c3d-9e4f-a0b1c2d3e4f5", Email: "ada.lovelace@example.com",
-	Name: "Ada Lovelace", Plan: "enterprise", Tags: []string{"beta", "eu-west", "vip"},
-	Score: 98.6, Active: true, CreatedAt: 1767225600, Note: "first user of the analytical engine service",
-}
 
 // BenchmarkEncodeDecode measures the payload work on the wire transports'
 // path: encoding in Publish, turning a delivery into an Event, and decoding
@@ -34,7 +16,7 @@ var samplePayload = benchPayload{
 // which hands the value over without encoding.
 func BenchmarkEncodeDecode(b *testing.B) {
 	cs := newCodecSet(nil, nil)
-	encoded, _, err := cs.encode(samplePayload)
+	encoded, _, err := cs.encode(benchdata.Sample)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,8 +25,8 @@ func BenchmarkEncodeDecode(b *testing.B) {
 	memSub := &Subscription{bus: &EventBus{codecs: cs, inProcess: true}, cfg: subscribeConfig{maxDeliveries: 5}}
 	msg := &driver.Message{ID: NewID(), Type: "user_service.user.created", Source: "bench",
 		ContentType: "application/json", Data: encoded}
-	memMsg := &driver.Message{ID: msg.ID, Type: msg.Type, Source: msg.Source, Value: samplePayload}
-	typed := Typed(func(_ context.Context, _ *Event, p benchPayload) error {
+	memMsg := &driver.Message{ID: msg.ID, Type: msg.Type, Source: msg.Source, Value: benchdata.Sample}
+	typed := Typed(func(_ context.Context, _ *Event, p benchdata.Payload) error {
 		if p.UserID == "" {
 			b.Fatal("empty payload")
 		}
@@ -55,7 +37,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 	b.Run("encode_struct", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := cs.encode(samplePayload); err != nil {
+			if _, _, err := cs.encode(benchdata.Sample); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -73,7 +55,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 		e := wireSub.event(driver.Delivery{Message: msg, Attempt: 1})
 		b.ReportAllocs()
 		for b.Loop() {
-			var p benchPayload
+			var p benchdata.Payload
 			if err := e.Decode(&p); err != nil {
 				b.Fatal(err)
 			}
@@ -91,7 +73,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 	b.Run("wire_roundtrip_typed", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			data, ct, err := cs.encode(samplePayload)
+			data, ct, err := cs.encode(benchdata.Sample)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -116,7 +98,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 func BenchmarkNewEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if e := NewEvent("user_service.user.created", samplePayload); e.ID == "" {
+		if e := NewEvent("user_service.user.created", benchdata.Sample); e.ID == "" {
 			b.Fatal("no ID")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gossipbus/gossip/gossip/driver"
+	"github.com/gossipbus/gossip/internal/benchdata"
 )
 
 // discardConn is a remote transport that drops what it is given: Publish
@@ -64,7 +65,7 @@ func BenchmarkWirePublish(b *testing.B) {
 	b.Run("1pub", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := bus.Publish(ctx, NewEvent("user_service.user.created", samplePayload)); err != nil {
+			if err := bus.Publish(ctx, NewEvent("user_service.user.created", benchdata.Sample)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -73,7 +74,7 @@ func BenchmarkWirePublish(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if err := bus.Publish(ctx, NewEvent("user_service.user.created", samplePayload)); err != nil {
+				if err := bus.Publish(ctx, NewEvent("user_service.user.created", benchdata.Sample)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -94,7 +95,7 @@ func BenchmarkWireDelivery(b *testing.B) {
 }
 
 func benchWireDelivery(b *testing.B, workers int) {
-	encoded, _, err := defaultCodecs.encode(samplePayload)
+	encoded, _, err := defaultCodecs.encode(benchdata.Sample)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func benchWireDelivery(b *testing.B, workers int) {
 		b.Fatal(err)
 	}
 	var handled atomic.Int64
-	_, err = bus.Subscribe("user_service.user.created", Typed(func(_ context.Context, _ *Event, p benchPayload) error {
+	_, err = bus.Subscribe("user_service.user.created", Typed(func(_ context.Context, _ *Event, p benchdata.Payload) error {
 		if p.UserID == "" {
 			b.Error("empty payload")
 		}

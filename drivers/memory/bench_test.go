@@ -5,27 +5,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gossipbus/gossip/internal/benchdata"
+
 	"github.com/gossipbus/gossip/gossip"
 )
-
-// payload is a struct of about 256 bytes of JSON, as services publish.
-type payload struct {
-	UserID    string   `json:"user_id"`
-	Email     string   `json:"email"`
-	Name      string   `json:"name"`
-	Plan      string   `json:"plan"`
-	Tags      []string `json:"tags"`
-	Score     float64  `json:"score"`
-	Active    bool     `json:"active"`
-	CreatedAt int64    `json:"created_at"`
-	Note      string   `json:"note"`
-}
-
-var samplePayload = payload{
-	UserID: "0199c0de-7a1b-7c3d-9e4f-a0b1c2d3e4f5", Email: "ada.lovelace@example.com",
-	Name: "Ada Lovelace", Plan: "enterprise", Tags: []string{"beta", "eu-west", "vip"},
-	Score: 98.6, Active: true, CreatedAt: 1767225600, Note: "first user of the analytical engine service",
-}
 
 // BenchmarkPublishHandle measures publish → handled throughput on the memory
 // transport: b.N events of a ~256-byte struct, one subscriber, end to end,
@@ -71,7 +54,7 @@ func benchPublishHandle(b *testing.B, publishers, batch int, typed bool) {
 	}
 	h := func(ctx context.Context, e *gossip.Event) error { count(); return nil }
 	if typed {
-		h = gossip.Typed(func(ctx context.Context, e *gossip.Event, p payload) error {
+		h = gossip.Typed(func(ctx context.Context, e *gossip.Event, p benchdata.Payload) error {
 			if p.UserID == "" {
 				b.Error("empty payload")
 			}
@@ -98,7 +81,7 @@ func benchPublishHandle(b *testing.B, publishers, batch int, typed bool) {
 				}
 				events = events[:0]
 				for i := n - int64(batch); i < n && i < target; i++ {
-					events = append(events, gossip.NewEvent("bench.event", samplePayload))
+					events = append(events, gossip.NewEvent("bench.event", benchdata.Sample))
 				}
 				if err := bus.Publish(ctx, events...); err != nil {
 					errs <- err
@@ -129,7 +112,7 @@ func BenchmarkGroupHandle(b *testing.B) {
 	var handled atomic.Int64
 	done := make(chan struct{})
 	target := int64(b.N)
-	h := gossip.Typed(func(ctx context.Context, e *gossip.Event, p payload) error {
+	h := gossip.Typed(func(ctx context.Context, e *gossip.Event, p benchdata.Payload) error {
 		if handled.Add(1) == target {
 			close(done)
 		}
@@ -144,7 +127,7 @@ func BenchmarkGroupHandle(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if err := bus.Publish(ctx, gossip.NewEvent("bench.event", samplePayload)); err != nil {
+		if err := bus.Publish(ctx, gossip.NewEvent("bench.event", benchdata.Sample)); err != nil {
 			b.Fatal(err)
 		}
 	}
