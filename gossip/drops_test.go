@@ -7,36 +7,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gossipbus/gossip/internal/testdriver"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gossipbus/gossip/gossip"
 	"github.com/gossipbus/gossip/gossip/driver"
 )
-
-// droppingConn is a transport that holds nothing and hands the test each
-// subscription's spec, so that the test can report drops as an
-// at-most-once driver (NATS core) does.
-type droppingConn struct{ specs chan driver.SubscribeSpec }
-
-func (c *droppingConn) Publish(context.Context, []*driver.Message) error { return nil }
-func (c *droppingConn) Close(context.Context) error                      { return nil }
-func (c *droppingConn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
-	c.specs <- spec
-	return &idleSubscription{ch: make(chan driver.Delivery)}, nil
-}
-
-type idleSubscription struct {
-	ch   chan driver.Delivery
-	once sync.Once
-}
-
-func (s *idleSubscription) Deliveries() <-chan driver.Delivery { return s.ch }
-func (s *idleSubscription) Stop(context.Context) error {
-	s.once.Do(func() { close(s.ch) })
-	return nil
-}
-func (s *idleSubscription) Close(context.Context) error { return nil }
 
 // logRecorder keeps the records logged through it.
 type logRecorder struct {
@@ -80,7 +58,7 @@ type drop struct {
 // observers, logged at once and then at most every 10s, and the rest logged
 // when the subscription closes.
 func TestDropsAreCountedObservedAndLogged(t *testing.T) {
-	conn := &droppingConn{specs: make(chan driver.SubscribeSpec, 2)}
+	conn := &testdriver.Conn{Specs: make(chan driver.SubscribeSpec, 2)}
 	rec := &logRecorder{}
 	b, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: slog.New(rec)})
 	require.NoError(t, err)
@@ -94,10 +72,10 @@ func TestDropsAreCountedObservedAndLogged(t *testing.T) {
 	nop := func(context.Context, *gossip.Event) error { return nil }
 	grouped, err := b.Subscribe("orders.*", nop, gossip.Group("billing"))
 	require.NoError(t, err)
-	spec := <-conn.specs
+	spec := <-conn.Specs
 	broadcast, err := b.Subscribe("audit.>", nop)
 	require.NoError(t, err)
-	other := <-conn.specs
+	other := <-conn.Specs
 
 	spec.Dropped(3)
 	spec.Dropped(2) // within 10s of the first line: counted, not logged yet

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gossipbus/gossip/internal/testdriver"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -13,30 +15,12 @@ import (
 	"github.com/gossipbus/gossip/gossip/driver"
 )
 
-// feedConn delivers what the test puts in deliveries to its one
-// subscription and hands the test every message published.
-type feedConn struct {
-	deliveries chan driver.Delivery
-	published  chan *driver.Message
-}
-
-func (c *feedConn) Publish(_ context.Context, ms []*driver.Message) error {
-	for _, m := range ms {
-		c.published <- m
-	}
-	return nil
-}
-func (c *feedConn) Close(context.Context) error { return nil }
-func (c *feedConn) Subscribe(context.Context, driver.SubscribeSpec) (driver.Subscription, error) {
-	return &idleSubscription{ch: c.deliveries}, nil
-}
-
 // The dead letter of another producer's event whose ID breaks the rule
 // (a driver reported it unreadable) is publishable: it gets a new ID, with
 // the old one quoted in gossip-original-id, and leaves out the metadata the
 // rule refuses.
 func TestUnreadableEventsDeadLetterIsRepaired(t *testing.T) {
-	conn := &feedConn{deliveries: make(chan driver.Delivery, 1), published: make(chan *driver.Message, 1)}
+	conn := &testdriver.Conn{Deliveries: make(chan driver.Delivery, 1), Published: make(chan *driver.Message, 1)}
 	b, err := gossip.NewEventBus(&gossip.Config{Conn: conn})
 	require.NoError(t, err)
 	defer b.Shutdown(context.Background())
@@ -47,10 +31,10 @@ func TestUnreadableEventsDeadLetterIsRepaired(t *testing.T) {
 	bad := &driver.Message{ID: "a\r\nb", Type: "orders.created", Source: "s", Data: []byte("x"),
 		Metadata: map[string]string{"ok": "kept", "caf\xe9": "dropped"}}
 	reason := fmt.Errorf("%w: %v", driver.ErrUnreadable, driver.CheckMessage(bad))
-	conn.deliveries <- driver.Delivery{Message: bad, Attempt: 1, Err: reason}
+	conn.Deliveries <- driver.Delivery{Message: bad, Attempt: 1, Err: reason}
 
 	select {
-	case dl := <-conn.published:
+	case dl := <-conn.Published:
 		assert.Equal(t, string(gossip.DeadLetterType("", "orders.created")), dl.Type)
 		assert.NoError(t, driver.CheckMessage(dl), "the dead letter keeps the rule")
 		assert.NotEqual(t, bad.ID, dl.ID)

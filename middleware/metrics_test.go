@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gossipbus/gossip/internal/testdriver"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -221,48 +222,23 @@ func ExampleMetrics() {
 	// messaging.client.consumed.messages 1
 }
 
-// droppingConn is an at-most-once transport as the test drives it: it
-// hands over each subscription's spec, whose Dropped the test calls as NATS
-// core does for a slow consumer.
-type droppingConn struct{ specs chan driver.SubscribeSpec }
-
-func (c *droppingConn) Name() string                                     { return "test" }
-func (c *droppingConn) Publish(context.Context, []*driver.Message) error { return nil }
-func (c *droppingConn) Close(context.Context) error                      { return nil }
-func (c *droppingConn) Subscribe(_ context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
-	c.specs <- spec
-	return &idleSubscription{ch: make(chan driver.Delivery)}, nil
-}
-
-type idleSubscription struct {
-	ch   chan driver.Delivery
-	once sync.Once
-}
-
-func (s *idleSubscription) Deliveries() <-chan driver.Delivery { return s.ch }
-func (s *idleSubscription) Stop(context.Context) error {
-	s.once.Do(func() { close(s.ch) })
-	return nil
-}
-func (s *idleSubscription) Close(context.Context) error { return nil }
-
 // What the transport drops is counted as gossip.dropped, per subscription
 // pattern and group.
 func TestMetricsCountsDrops(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	conn := &droppingConn{specs: make(chan driver.SubscribeSpec, 2)}
+	conn := &testdriver.Conn{Specs: make(chan driver.SubscribeSpec, 2)}
 	bus := newBus(t, &gossip.Config{Conn: conn})
 	middleware.Metrics(middleware.WithMeterProvider(mp)).Install(bus)
 
 	nop := func(context.Context, *gossip.Event) error { return nil }
 	_, err := bus.Subscribe("orders.*", nop, gossip.Group("billing"))
 	require.NoError(t, err)
-	grouped := <-conn.specs
+	grouped := <-conn.Specs
 	_, err = bus.Subscribe("audit.>", nop)
 	require.NoError(t, err)
-	broadcast := <-conn.specs
+	broadcast := <-conn.Specs
 	grouped.Dropped(3)
 	grouped.Dropped(4)
 	broadcast.Dropped(2)
