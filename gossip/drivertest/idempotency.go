@@ -3,6 +3,7 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -372,4 +373,44 @@ func (s *suite) testIdempotentFailure(t *testing.T) {
 	e.publish(b, marker)
 	c.wait(t, s.h.Timeout, "the marker", func() bool { return c.settled[marker.ID] == 1 })
 	assert.Equal(t, 2, c.get(c.runs, ev.ID), "the failed run released the key, the retry ran, later duplicates did not")
+}
+
+// ClaimStoreDown checks what middleware.Idempotent does when its store
+// cannot be reached: the delivery fails (it is retried, then dead-lettered
+// with the store's error), and the handler never runs. store is a store on
+// the transport under test; down makes it unreachable (stops the server).
+// The events travel on a memory bus of the test's own.
+func ClaimStoreDown(t *testing.T, store gossip.ClaimStore, down func()) {
+	t.Helper()
+	bus, err := gossip.NewEventBus(&gossip.Config{
+		Logger: slog.New(slog.DiscardHandler), RetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, bus.Shutdown(ctx))
+	})
+	const typ gossip.EventType = "claims.down"
+	var ran atomic.Bool
+	letters := make(chan *gossip.Event, 1)
+	_, err = bus.Subscribe(typ, func(ctx context.Context, e *gossip.Event) error {
+		ran.Store(true)
+		return nil
+	}, gossip.Group("g"), gossip.MaxDeliveries(2), gossip.WithMiddleware(
+		middleware.Timeout(time.Second), middleware.Idempotent(store, middleware.IdempotencyOptions{})))
+	require.NoError(t, err)
+	_, err = bus.Subscribe(gossip.DeadLetterType("g", typ), func(ctx context.Context, e *gossip.Event) error {
+		letters <- e
+		return nil
+	})
+	require.NoError(t, err)
+	down()
+	require.NoError(t, bus.Publish(context.Background(), gossip.NewEvent(typ, 1)))
+	letter := waitChan(t, letters, 30*time.Second, "the dead letter")
+	info, ok := gossip.DeadLetterInfo(letter)
+	require.True(t, ok)
+	assert.Equal(t, 2, info.Deliveries, "the delivery failed and was retried")
+	assert.Contains(t, info.Error, "claim idempotency key", "the reason names the store")
+	assert.False(t, ran.Load(), "the handler never ran without its claim")
 }
