@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,6 +66,36 @@ func (c *Conn) Claims(ctx context.Context, name string, retention time.Duration)
 type claimStore struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
+	// mine remembers the records this store wrote and still holds, by key
+	// and owner, so that Extend, Complete and Release write with the
+	// revision they know (one round trip) and read the key only when
+	// someone else wrote it since.
+	mine  sync.Map // heldKey → heldRecord
+	added atomic.Uint64
+}
+
+// remember notes a record this store wrote for owner; every sweepEvery
+// records it forgets those whose lease ended (claims never settled).
+func (s *claimStore) remember(key, owner string, rev uint64, deadline time.Time) {
+	s.mine.Store(heldKey{key, owner}, heldRecord{rev, deadline})
+	if s.added.Add(1)%sweepEvery == 0 {
+		now := s.now()
+		s.mine.Range(func(k, v any) bool {
+			if !now.Before(v.(heldRecord).deadline) {
+				s.mine.Delete(k)
+			}
+			return true
+		})
+	}
+}
+
+const sweepEvery = 1024
+
+type heldKey struct{ key, owner string }
+
+type heldRecord struct {
+	rev      uint64
+	deadline time.Time
 }
 
 // claimRecord is a key's value: "c|<deadline, Unix ns>|<owner>" while
@@ -106,18 +138,31 @@ const casTries = 5
 
 func (s *claimStore) Claim(ctx context.Context, key, owner string, lease time.Duration) (driver.ClaimState, error) {
 	k := claimKey(key)
-	for range casTries {
+	for try := range casTries {
 		now := s.now()
-		mine := claimRecord{owner: owner, deadline: now.Add(lease)}.encode()
+		deadline := now.Add(lease)
+		mine := claimRecord{owner: owner, deadline: deadline}.encode()
+		if try == 0 {
+			// Most keys are new: try to create the record first.
+			rev, err := s.kv.Create(ctx, k, mine)
+			if err == nil {
+				s.remember(key, owner, rev, deadline)
+				return driver.Claimed, nil
+			}
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				return 0, fmt.Errorf("nats: claim %q: %w", key, err)
+			}
+		}
 		e, err := s.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			_, err = s.kv.Create(ctx, k, mine)
+			rev, err := s.kv.Create(ctx, k, mine)
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue // another owner created it first: look again
 			}
 			if err != nil {
 				return 0, fmt.Errorf("nats: claim %q: %w", key, err)
 			}
+			s.remember(key, owner, rev, deadline)
 			return driver.Claimed, nil
 		}
 		if err != nil {
@@ -134,42 +179,65 @@ func (s *claimStore) Claim(ctx context.Context, key, owner string, lease time.Du
 		}
 		// Free (its lease ended), or ours: take it, unless someone wrote
 		// it since we read it.
-		_, err = s.kv.Update(ctx, k, mine, e.Revision())
+		rev, err := s.kv.Update(ctx, k, mine, e.Revision())
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		if err != nil {
 			return 0, fmt.Errorf("nats: claim %q: %w", key, err)
 		}
+		s.remember(key, owner, rev, deadline)
 		return driver.Claimed, nil
 	}
 	// Others kept writing the key: one of them holds it.
 	return driver.Busy, nil
 }
 
-// held returns the revision of key's record when owner holds it.
+// held returns the revision of key's record when owner holds it: the one
+// this store wrote, else the one it reads.
 func (s *claimStore) held(ctx context.Context, op, key, owner string) (uint64, error) {
+	notHeld := fmt.Errorf("nats: %s claim %q: %w", op, key, driver.ErrClaimNotHeld)
+	if h, ok := s.mine.Load(heldKey{key, owner}); ok {
+		if r := h.(heldRecord); s.now().Before(r.deadline) {
+			return r.rev, nil
+		}
+		s.mine.Delete(heldKey{key, owner})
+		return 0, notHeld
+	}
 	e, err := s.kv.Get(ctx, claimKey(key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, fmt.Errorf("nats: %s claim %q: %w", op, key, driver.ErrClaimNotHeld)
+		return 0, notHeld
 	}
 	if err != nil {
 		return 0, fmt.Errorf("nats: %s claim %q: %w", op, key, err)
 	}
 	r, ok := decodeClaim(e.Value())
 	if !ok || r.done || r.owner != owner || !s.now().Before(r.deadline) {
-		return 0, fmt.Errorf("nats: %s claim %q: %w", op, key, driver.ErrClaimNotHeld)
+		return 0, notHeld
 	}
 	return e.Revision(), nil
 }
 
-// written maps a write's error: a revision mismatch means another owner
-// wrote the key since held read it.
-func written(op, key string, err error) error {
+// write writes key's record at revision rev (held's): a revision mismatch
+// means another owner wrote the key since, and owner no longer holds it.
+func (s *claimStore) write(ctx context.Context, op, key, owner string, rev uint64, r claimRecord) error {
+	hk := heldKey{key, owner}
+	var err error
+	var next uint64
+	if op == "release" {
+		err = s.kv.Delete(ctx, claimKey(key), jetstream.LastRevision(rev))
+	} else {
+		next, err = s.kv.Update(ctx, claimKey(key), r.encode(), rev)
+	}
 	switch {
+	case err == nil && op == "extend":
+		s.mine.Store(hk, heldRecord{next, r.deadline})
+		return nil
 	case err == nil:
+		s.mine.Delete(hk)
 		return nil
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		s.mine.Delete(hk)
 		return fmt.Errorf("nats: %s claim %q: %w", op, key, driver.ErrClaimNotHeld)
 	}
 	return fmt.Errorf("nats: %s claim %q: %w", op, key, err)
@@ -180,8 +248,7 @@ func (s *claimStore) Extend(ctx context.Context, key, owner string, lease time.D
 	if err != nil {
 		return err
 	}
-	_, err = s.kv.Update(ctx, claimKey(key), claimRecord{owner: owner, deadline: s.now().Add(lease)}.encode(), rev)
-	return written("extend", key, err)
+	return s.write(ctx, "extend", key, owner, rev, claimRecord{owner: owner, deadline: s.now().Add(lease)})
 }
 
 func (s *claimStore) Complete(ctx context.Context, key, owner string) error {
@@ -189,8 +256,7 @@ func (s *claimStore) Complete(ctx context.Context, key, owner string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.kv.Update(ctx, claimKey(key), claimRecord{owner: owner, done: true}.encode(), rev)
-	return written("complete", key, err)
+	return s.write(ctx, "complete", key, owner, rev, claimRecord{owner: owner, done: true})
 }
 
 func (s *claimStore) Release(ctx context.Context, key, owner string) error {
@@ -198,7 +264,7 @@ func (s *claimStore) Release(ctx context.Context, key, owner string) error {
 	if err != nil {
 		return err
 	}
-	return written("release", key, s.kv.Delete(ctx, claimKey(key), jetstream.LastRevision(rev)))
+	return s.write(ctx, "release", key, owner, rev, claimRecord{})
 }
 
 var _ driver.Claimer = (*Conn)(nil)
