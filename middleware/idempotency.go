@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,8 @@ func IdempotencyKey(e *gossip.Event) string {
 //     MaxWait, never longer than ctx) and looks again: two deliveries of one
 //     key never run the handler at the same time.
 //   - When the handler fails, the claim is released, so the retry runs it;
-//     the handler's error is returned as it is (Permanent stays permanent).
+//     the handler's error is returned as it is (Permanent stays permanent),
+//     and a panic as a *gossip.PanicError.
 //   - When it succeeds, the key is completed: later duplicates ack at once.
 //   - When the store cannot be reached, the delivery fails (and is retried
 //     by the bus): the handler is never run, nor skipped, on a guess.
@@ -120,7 +122,7 @@ func (i *idempotent) handle(ctx context.Context, e *gossip.Event, h gossip.Handl
 	}
 	hctx, cancel := context.WithCancelCause(ctx)
 	l := i.keep(ctx, cancel, key, owner)
-	herr := h(hctx, e)
+	herr := run(hctx, e, h)
 	l.stop()
 	cancel(nil)
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
@@ -135,6 +137,20 @@ func (i *idempotent) handle(ctx context.Context, e *gossip.Event, h gossip.Handl
 		return fmt.Errorf("middleware: the handler succeeded but idempotency key %q was not recorded as done (the event will be redelivered and may run again): %w", key, err)
 	}
 	return nil
+}
+
+// run calls h, turning a panic into a *gossip.PanicError, so that the
+// claim is released (and the lease stops) whatever the handler does.
+func run(ctx context.Context, e *gossip.Event, h gossip.Handler) (err error) {
+	returned := false
+	defer func() {
+		if !returned {
+			err = &gossip.PanicError{Value: recover(), Stack: debug.Stack()}
+		}
+	}()
+	err = h(ctx, e)
+	returned = true
+	return err
 }
 
 // claim takes key, waiting while another owner holds it.

@@ -248,3 +248,20 @@ func TestIdempotentOnABus(t *testing.T) {
 	assert.Equal(t, e.ID, receive(t, done))
 	assert.Equal(t, marker.ID, receive(t, done), "the duplicates were acked without running")
 }
+
+func TestIdempotentPanicReleasesTheKey(t *testing.T) {
+	store := &flakyStore{ClaimStore: claims(t, time.Minute)}
+	var runs atomic.Int32
+	h := middleware.Idempotent(store, middleware.IdempotencyOptions{})(func(ctx context.Context, e *gossip.Event) error {
+		if runs.Add(1) == 1 {
+			panic("boom")
+		}
+		return nil
+	})
+	e := gossip.NewEvent("orders.created", 1)
+	var pe *gossip.PanicError
+	require.ErrorAs(t, h(context.Background(), e), &pe)
+	assert.Equal(t, "boom", pe.Value)
+	require.NoError(t, h(context.Background(), e), "the retry runs")
+	assert.Equal(t, int32(2), runs.Load())
+}
