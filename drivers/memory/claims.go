@@ -11,9 +11,10 @@ import (
 
 // Claims returns the claim store called name of the connection's broker:
 // every bus of one named broker ("memory://orders") shares it, as processes
-// share a Redis or NATS store. Expired claims are dropped lazily (no
-// goroutine): on the next look at their key, and by a sweep every
-// sweepEvery calls.
+// share a Redis or NATS store. Expired claims are dropped lazily, with no
+// goroutine: on the next look at their key, and by every call, which looks
+// at a few entries (sweepSample) from a random place of the table and drops
+// those that expired, as Redis samples keys to expire them.
 func (c *conn) Claims(_ context.Context, name string, retention time.Duration) (driver.Claims, error) {
 	if retention <= 0 {
 		return nil, fmt.Errorf("memory: claim store retention %v is not positive", retention)
@@ -22,14 +23,12 @@ func (c *conn) Claims(_ context.Context, name string, retention time.Duration) (
 	return &claimStore{t: t.(*claimTable), retention: retention, now: time.Now}, nil
 }
 
-// sweepEvery is how many calls a claim table takes between two sweeps of
-// its expired entries.
-const sweepEvery = 1024
+// sweepSample is how many entries each call looks at to drop expired ones.
+const sweepSample = 4
 
 type claimTable struct {
 	mu      sync.Mutex
 	entries map[string]claim
-	calls   int
 }
 
 // claim is one key's record: held by owner until until, or done (by
@@ -48,12 +47,13 @@ type claimStore struct {
 
 // lookup returns key's live record, dropping an expired one. t.mu is held.
 func (t *claimTable) lookup(key string, now time.Time) (claim, bool) {
-	t.calls++
-	if t.calls%sweepEvery == 0 {
-		for k, c := range t.entries {
-			if !now.Before(c.until) {
-				delete(t.entries, k)
-			}
+	n := 0
+	for k, c := range t.entries { // a random place of the map each time
+		if !now.Before(c.until) {
+			delete(t.entries, k)
+		}
+		if n++; n == sweepSample {
+			break
 		}
 	}
 	c, ok := t.entries[key]
