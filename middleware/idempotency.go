@@ -27,7 +27,8 @@ type IdempotencyOptions struct {
 	// (default 30s); it is extended every third of it while the handler
 	// runs, so it bounds how long a crashed member keeps the key from the
 	// others, not how long a handler may take. It must be at most the
-	// store's retention.
+	// store's retention: a longer one fails every event permanently (a
+	// dead letter wrapping gossip.ErrInvalidOption).
 	Lease time.Duration
 	// MaxWait bounds how long a delivery waits while another delivery of
 	// the same key holds it (default 1 minute). When the other ends, the

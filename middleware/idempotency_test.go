@@ -265,3 +265,15 @@ func TestIdempotentPanicReleasesTheKey(t *testing.T) {
 	require.NoError(t, h(context.Background(), e), "the retry runs")
 	assert.Equal(t, int32(2), runs.Load())
 }
+
+func TestIdempotentLeaseOverRetentionIsPermanent(t *testing.T) {
+	ran := false
+	h := middleware.Idempotent(claims(t, time.Second), middleware.IdempotencyOptions{Lease: time.Minute})(func(ctx context.Context, e *gossip.Event) error {
+		ran = true
+		return nil
+	})
+	err := h(context.Background(), gossip.NewEvent("orders.created", 1))
+	require.ErrorIs(t, err, gossip.ErrInvalidOption)
+	assert.True(t, gossip.IsPermanent(err), "no retry can fix the configuration: dead-lettered with the reason")
+	assert.False(t, ran)
+}
