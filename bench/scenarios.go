@@ -86,6 +86,7 @@ func buildScenarios(ne *natsEnv, re *redisEnv, _ config) []*Scenario {
 			pubsub("typed: Redis Pub/Sub", typed, Params{Events: 6_000}, single, "Redis Pub/Sub", true),
 		)
 	}
+	s = append(s, idempotencyScenarios(ne, re)...)
 	s = append(s,
 		memory("raw bytes: in-process, 1 publisher", raw, Params{Events: 600_000}, Target{}, "", false),
 		memory("raw bytes: in-process, 4 publishers", raw, Params{Events: 600_000, Publishers: 4}, Target{}, "", false),

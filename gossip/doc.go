@@ -37,5 +37,6 @@
 //     leaks no goroutine.
 //
 // Middleware (package middleware) wraps every handler: tracing, metrics,
-// recovery, logging, retry, timeout, filters.
+// recovery, logging, retry, timeout, filters, and idempotency on a claim
+// store the transport keeps (EventBus.Claims; docs/guarantees.md).
 package gossip

@@ -1,6 +1,6 @@
 // Package middleware holds handler middleware for gossip event buses:
-// Recovery, Logging, Retry, Timeout and Filter, and the publish-side
-// SetMetadata.
+// Recovery, Logging, Retry, Timeout, Filter and Idempotent, and the
+// publish-side SetMetadata.
 //
 // A gossip.Middleware wraps a gossip.Handler as net/http middleware wraps an
 // http.Handler. Install middleware on every subscription of a bus with
@@ -18,6 +18,7 @@
 //
 // Every middleware here keeps the bus's contract: a handler error, a panic
 // or a timeout is returned as an error, so the event is redelivered or
-// dead-lettered, never acknowledged as done; only Filter acknowledges, and
-// only the events it is told to skip.
+// dead-lettered, never acknowledged as done. Two acknowledge without running
+// the handler: Filter, the events it is told to skip, and Idempotent, the
+// events whose key a delivery already handled (see docs/guarantees.md).
 package middleware

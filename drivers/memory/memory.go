@@ -79,6 +79,7 @@ type Broker struct {
 	routes atomic.Pointer[routeTable]
 
 	private *privateState // set for the broker of a "memory" bus
+	claims  sync.Map      // claim store name → *claimTable (claims.go)
 }
 
 // NewBroker returns an empty broker. Handing Conn() of one broker to several

@@ -107,7 +107,7 @@ func deleteStreams(t *testing.T, url, prefix string) {
 	names := js.StreamNames(ctx)
 	var doomed []string
 	for n := range names.Name() {
-		if strings.HasPrefix(n, prefix) {
+		if strings.HasPrefix(n, prefix) || strings.HasPrefix(n, "KV_"+prefix) { // KV_: claim stores
 			doomed = append(doomed, n)
 		}
 	}

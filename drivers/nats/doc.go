@@ -35,7 +35,9 @@
 // -1): gossip counts the attempts and dead-letters.
 //
 // Each event carries Nats-Msg-Id "<type>:<id>", so a retried publish within
-// the stream's duplicate window is stored once. Publish sends asynchronously
+// the stream's duplicate window is stored once. EventBus.Claims keeps claim
+// stores (middleware.Idempotent) in a JetStream key-value bucket per store
+// (Conn.ClaimBucket), in core mode too when the server has JetStream. Publish sends asynchronously
 // and returns once every PubAck of its events is in; concurrent callers share
 // the connection's writes, each waiting for its own PubAcks.
 //

@@ -32,7 +32,7 @@ type Driver struct{}
 // Open connects to the Redis named by dsn: "redis" alone is
 // redis://127.0.0.1:6379/0; otherwise a redis:// or rediss:// URL as go-redis
 // parses it, with gossip's own query parameters (mode, prefix, maxlen,
-// maxage, claim_interval, block, refresh_interval, cluster, tls_ca,
+// maxage, dedup_window, claim_interval, block, refresh_interval, cluster, tls_ca,
 // tls_cert, tls_key) taken out first. Numeric parameters out of their
 // range (docs/drivers/redis.md) are an error naming the parameter.
 //
@@ -221,7 +221,11 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 			cmds = append(cmds, goredis.NewIntCmd(ctx, "publish", key, payload))
 			continue
 		}
-		cmds = append(cmds, xadd(ctx, key, &c.opts.maxLen, m))
+		if c.opts.dedupWindow > 0 {
+			cmds = append(cmds, c.xaddOnce(ctx, key.(string), m))
+		} else {
+			cmds = append(cmds, xadd(ctx, key, &c.opts.maxLen, m))
+		}
 		if slices.ContainsFunc(msgs[:i], func(p *driver.Message) bool { return p.Type == m.Type }) {
 			continue // trimmed and registered for an earlier message
 		}

@@ -42,7 +42,7 @@
 //
 // Open takes go-redis URLs (redis.ParseURL, ParseClusterURL,
 // ParseFailoverURL) plus gossip's parameters mode, prefix, maxlen, maxage,
-// claim_interval, block, refresh_interval, cluster and, for rediss://,
+// dedup_window, claim_interval, block, refresh_interval, cluster and, for rediss://,
 // tls_ca, tls_cert and tls_key (PEM files of a private CA and a client
 // certificate); New takes a ready go-redis client. Every numeric parameter
 // has a range, checked by Open before it dials; the whole open ends by
@@ -50,6 +50,11 @@
 // Errors never show the URL's password. docs/drivers/redis.md describes
 // the URL forms for Cluster and Sentinel, the ranges, security, the wire
 // format and tuning.
+//
+// dedup_window (DedupWindow) makes Publish drop an event whose ID was
+// already added to its type's stream within the window. EventBus.Claims
+// keeps claim stores (middleware.Idempotent) in keys
+// <prefix>:claims:<name>:<key>, in both modes.
 //
 // Data, IDs and metadata travel byte for byte in both modes. What another
 // producer writes that gossip's Publish would refuse (no CloudEvents

@@ -44,6 +44,9 @@ func TestParamsOutOfRangeFailAtOpen(t *testing.T) {
 		{"max_retry_backoff=1h", "max_retry_backoff"},
 		{"prefix=" + strings.Repeat("p", 300), "key prefix of 300 bytes (1 to 256)"},
 		{"mode=fast", `unknown mode "fast"`},
+		{"dedup_window=0", "dedup_window"},
+		{"dedup_window=200h", "dedup_window 200h0m0s out of range (1ms to 168h0m0s)"},
+		{"dedup_window=1m&mode=pubsub", "dedup_window works in Streams mode only"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

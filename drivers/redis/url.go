@@ -61,6 +61,7 @@ type options struct {
 	// dialTimeout is the URL's dial_timeout: with gossip.Config.DialTimeout
 	// it bounds Open.
 	dialTimeout time.Duration
+	dedupWindow time.Duration // DedupWindow (dedup.go)
 	logger      *slog.Logger
 	source      string
 }
@@ -168,6 +169,7 @@ func (o *options) validate() error {
 		{"claim_interval", o.claimInterval, minInterval, maxClaim, true},
 		{"refresh_interval", o.refreshInterval, minInterval, maxRefresh, false},
 		{"maxage", o.maxAge, minMaxAge, maxMaxAge, true},
+		{"dedup_window", o.dedupWindow, minDedupWindow, maxDedupWindow, true},
 	} {
 		if c.zero && c.v == 0 {
 			continue
@@ -175,6 +177,9 @@ func (o *options) validate() error {
 		if c.v < c.min || c.v > c.max {
 			return fmt.Errorf("redis: %s %v out of range (%v to %v)", c.name, c.v, c.min, c.max)
 		}
+	}
+	if o.dedupWindow != 0 && o.mode != Streams {
+		return errors.New("redis: dedup_window works in Streams mode only (Pub/Sub keeps nothing to deduplicate)")
 	}
 	if o.maxLen > maxMaxLen || o.maxLen < -1 {
 		return fmt.Errorf("redis: maxlen %d out of range (-1 to keep everything, or 1 to %d)", o.maxLen, maxMaxLen)
@@ -194,6 +199,7 @@ var params = map[string]func(o *options, v string) error{
 	"maxage":           func(o *options, v string) (err error) { o.maxAge, err = parseDuration(v); return err },
 	"claim_interval":   func(o *options, v string) (err error) { o.claimInterval, err = parseDuration(v); return err },
 	"block":            func(o *options, v string) (err error) { o.block, err = parseDuration(v); return err },
+	"dedup_window":     func(o *options, v string) (err error) { o.dedupWindow, err = parseDuration(v); return err },
 	"refresh_interval": func(o *options, v string) (err error) { o.refreshInterval, err = parseDuration(v); return err },
 	"cluster":          func(o *options, v string) (err error) { o.cluster, err = strconv.ParseBool(v); return err },
 	"tls_ca":           func(o *options, v string) error { o.tlsCA = v; return nil },

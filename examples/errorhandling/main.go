@@ -1,6 +1,7 @@
 // Command errorhandling shows how gossip treats failing handlers: retries
-// with backoff, permanent errors, dead letters, and replaying them once the
-// cause is fixed.
+// with backoff, permanent errors, dead letters, replaying them once the
+// cause is fixed, and an idempotent handler that charges a payment once even
+// when its event arrives again.
 //
 //	go run ./examples/errorhandling [-driver nats://... | redis://...]
 package main
@@ -13,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +58,32 @@ func run() error {
 	}
 	defer bus.Shutdown(context.Background())
 	bus.Use(middleware.Recovery())
+	ctx := context.Background()
+
+	// The charges the payment service made, by order: the idempotency
+	// middleware must keep each at one, whatever arrives twice.
+	var charges sync.Map // order ID → *atomic.Int32
+	// The claim store lives on the bus's transport (memory, Redis keys, a
+	// NATS KV bucket): every instance of the service shares it.
+	claims, err := bus.Claims(ctx, "billing-charge", time.Hour)
+	if err != nil {
+		return err
+	}
+	// settled reports every delivery of the payments group once the
+	// idempotency middleware is done with it, run or skipped.
+	settled := make(chan string, 10)
+	report := func(next gossip.Handler) gossip.Handler {
+		return func(ctx context.Context, e *gossip.Event) error {
+			err := next(ctx, e)
+			if err == nil {
+				select {
+				case settled <- e.ID:
+				default: // nobody is waiting yet
+				}
+			}
+			return err
+		}
+	}
 
 	var gatewayUp atomic.Bool
 	handled := make(chan string, 10)
@@ -74,10 +102,15 @@ func run() error {
 			fmt.Printf("  %s attempt %d: gateway down\n", p.OrderID, e.Attempt())
 			return errors.New("gateway down")
 		}
+		n, _ := charges.LoadOrStore(p.OrderID, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
 		fmt.Printf("  %s attempt %d: charged %d\n", p.OrderID, e.Attempt(), p.Amount)
 		handled <- p.OrderID
 		return nil
-	}), gossip.Group("payments"), gossip.MaxDeliveries(3))
+	}), gossip.Group("payments"), gossip.MaxDeliveries(3),
+		// A failed attempt releases its claim, so the retry charges; a
+		// success is remembered for an hour, so a copy is acked unrun.
+		gossip.WithMiddleware(report, middleware.Idempotent(claims, middleware.IdempotencyOptions{})))
 	if err != nil {
 		return err
 	}
@@ -91,10 +124,10 @@ func run() error {
 		return err
 	}
 
-	ctx := context.Background()
+	flaky := gossip.NewEvent(paymentRequested, Payment{OrderID: "o-flaky", Amount: 10})
 	fmt.Println("publishing three payments")
 	err = bus.Publish(ctx,
-		gossip.NewEvent(paymentRequested, Payment{OrderID: "o-flaky", Amount: 10}),
+		flaky,
 		gossip.NewEvent(paymentRequested, Payment{OrderID: "o-bad", Amount: -5}),
 		gossip.NewEvent(paymentRequested, Payment{OrderID: "o-down", Amount: 30}),
 	)
@@ -129,5 +162,23 @@ func run() error {
 			return err
 		}
 	}
+
+	fmt.Println("the checkout service sends o-flaky's request again (a retried publish)")
+	if err := bus.Publish(ctx, flaky); err != nil {
+		return err
+	}
+	// The copy comes back settled without a charge, or (JetStream, whose
+	// duplicate window drops a re-sent ID) never comes at all.
+	timeout := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case id := <-settled:
+			done = id == flaky.ID
+		case <-timeout:
+			done = true
+		}
+	}
+	n, _ := charges.Load("o-flaky")
+	fmt.Printf("o-flaky was charged %d time(s)\n", n.(*atomic.Int32).Load())
 	return nil
 }

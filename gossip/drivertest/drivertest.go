@@ -361,5 +361,6 @@ func (s *suite) tests() []testCase {
 		{"MemberLeavingHandsBackDeliveries", s.testMemberLeavingHandsBack},
 		{"FiftySubscriptionsFlow", s.testFiftySubscriptionsFlow},
 		{"UndecodableWireBytes", s.testUndecodableWireBytes},
+		{"Idempotency", s.testIdempotency},
 	}
 }
