@@ -304,6 +304,34 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DialTimeout)
 	defer cancel()
 	drops := &dropCounter{log: b.logger, pattern: pattern, group: sc.group, observers: &b.dropObservers}
+	var (
+		s   *Subscription
+		err error
+	)
+	if sc.exclusive > 0 {
+		s, err = b.subscribeExclusive(ctx, pattern, sc, handler, drops)
+	} else {
+		s, err = b.subscribeTransport(ctx, pattern, sc, handler, drops)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed.Load() { // Shutdown began while the transport subscribed
+		b.mu.Unlock()
+		s.stop(ctx)
+		s.close(ctx)
+		return nil, ErrClosed
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	s.start()
+	return s, nil
+}
+
+// subscribeTransport subscribes on the transport and returns the
+// subscription, not yet started.
+func (b *EventBus) subscribeTransport(ctx context.Context, pattern EventType, sc subscribeConfig, handler Handler, drops *dropCounter) (*Subscription, error) {
 	ds, err := b.conn.Subscribe(ctx, driver.SubscribeSpec{
 		Pattern:       string(pattern),
 		Group:         sc.group,
@@ -322,16 +350,6 @@ func (b *EventBus) Subscribe(pattern EventType, h Handler, opts ...SubscribeOpti
 	}
 	s := newSubscription(b, pattern, sc, handler, ds)
 	s.drops = drops
-	b.mu.Lock()
-	if b.closed.Load() { // Shutdown began while the transport subscribed
-		b.mu.Unlock()
-		s.stop(ctx)
-		s.close(ctx)
-		return nil, ErrClosed
-	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
-	s.start()
 	return s, nil
 }
 

@@ -18,6 +18,7 @@ type subscribeConfig struct {
 	maxBackoff    time.Duration
 	start         driver.Start
 	middleware    []Middleware
+	exclusive     time.Duration // the lease of an Exclusive member; 0: not exclusive
 }
 
 // Group makes the subscription a member of the named consumer group:
@@ -65,6 +66,46 @@ func WithMiddleware(m ...Middleware) SubscribeOption {
 	return func(c *subscribeConfig) { c.middleware = append(c.middleware, m...) }
 }
 
+// Exclusive makes the subscription one member of its group (Group is
+// required) of which only one is active at a time: the member holding the
+// group's lease in the bus's claim store (see EventBus.Claims) subscribes on
+// the transport and handles every event of the group; the others stand by
+// and try to take the lease every lease/3. With Workers(1) or OrderedByKey
+// that keeps the group's order across several processes, with a standby
+// ready to take over.
+//
+// lease (0: 15s; 100ms to 24h) is how long a member that stopped without
+// leaving (a crash, a network partition) keeps the group: a standby takes
+// over at most a lease after the active member's last renewal. An active
+// member that cannot renew for two thirds of a lease stops handling at
+// once, before its lease ends, so two members are never active together
+// while the clocks agree. A member that leaves (Unsubscribe, Shutdown)
+// finishes and settles its in-flight events, then hands the lease over at
+// once.
+//
+// On durable transports (Redis Streams, JetStream) events published during
+// a handover wait for the next active member; on NATS core and memory, as
+// for any group without a member, they go nowhere. A new durable group is
+// created by its first active member, as by any first member. The lease is
+// the key "<group>/<pattern>" in the claim store "gossip-exclusive"
+// (EventBus.Claims), where operators can see who holds it. The transport
+// needs a claim store: Subscribe fails with ErrClaimsUnsupported otherwise.
+// Subscription.Active says whether this member is the active one.
+func Exclusive(lease time.Duration) SubscribeOption {
+	return func(c *subscribeConfig) {
+		if lease == 0 {
+			lease = defaultExclusiveLease
+		}
+		c.exclusive = lease
+	}
+}
+
+const (
+	defaultExclusiveLease = 15 * time.Second
+	minExclusiveLease     = 100 * time.Millisecond
+	maxExclusiveLease     = 24 * time.Hour
+)
+
 const (
 	maxWorkers       = 10_000
 	maxMaxDeliveries = 1_000_000
@@ -80,6 +121,10 @@ func (c *subscribeConfig) validate() error {
 		return fmt.Errorf("%w: MaxDeliveries(%d): must be 1 to %d", ErrInvalidOption, c.maxDeliveries, maxMaxDeliveries)
 	case c.backoff <= 0 || c.maxBackoff < c.backoff || c.maxBackoff > maxRetryBackoff:
 		return fmt.Errorf("%w: RetryBackoff(%v, %v): must be 0 < initial <= max <= %v", ErrInvalidOption, c.backoff, c.maxBackoff, maxRetryBackoff)
+	case c.exclusive != 0 && (c.exclusive < minExclusiveLease || c.exclusive > maxExclusiveLease):
+		return fmt.Errorf("%w: Exclusive(%v): the lease must be %v to %v", ErrInvalidOption, c.exclusive, minExclusiveLease, maxExclusiveLease)
+	case c.exclusive != 0 && c.group == "":
+		return fmt.Errorf("%w: Exclusive needs a Group: it picks the one active member of a group", ErrInvalidOption)
 	}
 	return nil
 }

@@ -45,6 +45,8 @@ type Subscription struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	ex *exclusive // an Exclusive member's terms; nil for others
+
 	settle   settler // acks, releases and keep-alives, in batches
 	redelive redeliveries
 	drops    *dropCounter // what an at-most-once transport discarded
@@ -99,6 +101,9 @@ func (s *Subscription) Unsubscribe() error {
 // then drain the Deliveries channel (releasing or handling what is left)
 // and return.
 func (s *Subscription) stop(ctx context.Context) error {
+	if s.ex != nil {
+		return s.ex.stop(ctx)
+	}
 	var err error
 	s.stopOnce.Do(func() {
 		s.redelive.stop()
@@ -113,6 +118,10 @@ func (s *Subscription) stop(ctx context.Context) error {
 // starts any more, nothing is retried or settled; durable deliveries stay
 // unacknowledged on the transport, in-process ones are dropped.
 func (s *Subscription) abandon() {
+	if s.ex != nil {
+		s.ex.abandon()
+		return
+	}
 	s.settle.abandon()
 	s.cancel()
 	s.redelive.stop()
@@ -121,6 +130,9 @@ func (s *Subscription) abandon() {
 // close closes the driver subscription once: the last call gossip makes on
 // it.
 func (s *Subscription) close(ctx context.Context) error {
+	if s.ex != nil {
+		return s.ex.close(ctx)
+	}
 	s.closeOnce.Do(func() {
 		s.settle.close()
 		s.closeErr = s.ds.Close(boundedContext(ctx, s.bus.cfg.DialTimeout))
@@ -132,6 +144,11 @@ func (s *Subscription) close(ctx context.Context) error {
 }
 
 func (s *Subscription) start() {
+	if s.ex != nil {
+		s.ex.started.Store(true)
+		go s.ex.run()
+		return
+	}
 	s.workers.Add(s.cfg.workers)
 	for range s.cfg.workers {
 		go s.work()

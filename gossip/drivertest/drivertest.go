@@ -362,5 +362,6 @@ func (s *suite) tests() []testCase {
 		{"FiftySubscriptionsFlow", s.testFiftySubscriptionsFlow},
 		{"UndecodableWireBytes", s.testUndecodableWireBytes},
 		{"Idempotency", s.testIdempotency},
+		{"Exclusive", s.testExclusive},
 	}
 }
