@@ -85,4 +85,3 @@ func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) (listening
 	}
 	return listening, err
 }
-

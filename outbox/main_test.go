@@ -17,8 +17,8 @@ import (
 	"go.uber.org/goleak"
 
 	_ "github.com/gossipbus/gossip/drivers/nats"
-	_ "github.com/gossipbus/gossip/drivers/redis"
 	"github.com/gossipbus/gossip/drivers/nats/natsserver"
+	_ "github.com/gossipbus/gossip/drivers/redis"
 	"github.com/gossipbus/gossip/gossip"
 	"github.com/gossipbus/gossip/outbox"
 	"github.com/gossipbus/gossip/outbox/dburl"
