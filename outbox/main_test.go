@@ -146,6 +146,13 @@ func pending(t *testing.T, o *outbox.Outbox) int {
 	return n
 }
 
+// eventuallyPending waits until n rows are pending: a relay marks rows
+// sent just after a consumer may have seen them.
+func eventuallyPending(t *testing.T, o *outbox.Outbox, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return pending(t, o) == n }, waitLimit, 10*time.Millisecond, "want %d rows pending", n)
+}
+
 // newBus opens a bus on driver, shut down when the test ends.
 func newBus(t *testing.T, driver string, cfg gossip.Config) *gossip.EventBus {
 	t.Helper()
