@@ -314,3 +314,14 @@ func ids(events []*gossip.Event) []string {
 	}
 	return out
 }
+
+// receive waits for ch to be closed or to yield, failing the test after
+// waitLimit.
+func receive(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitLimit):
+		t.Fatalf("nothing within %v", waitLimit)
+	}
+}
