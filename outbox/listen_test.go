@@ -1,0 +1,36 @@
+package outbox_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/outbox"
+)
+
+// On PostgreSQL a commit wakes an idle relay through LISTEN/NOTIFY: with
+// polling an hour apart, rows still go out at once.
+func TestPostgresNotifyWakesTheRelay(t *testing.T) {
+	requirePostgres(t)
+	db := openDB(t, postgresURL())
+	o := newOutbox(t, db)
+	url := "memory://" + randomName("notify")
+	c := newConsumer()
+	_, err := newBus(t, url, gossip.Config{}).Subscribe("n.>", c.handle)
+	require.NoError(t, err)
+	runRelay(t, newRelay(t, o, newBus(t, url, gossip.Config{}), outbox.RelayOptions{PollInterval: time.Hour}))
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+o.Table()+`"`).Scan(&n))
+		return n == 1
+	}, waitLimit, 10*time.Millisecond, "the relay is not listening")
+	// The first row may ride the wake-up the relay gives itself when it
+	// starts listening; the second can only come through a NOTIFY.
+	for i := range 2 {
+		e := gossip.NewEvent("n.x", i)
+		write(t, o, true, e)
+		c.waitFor(t, e.ID)
+	}
+}
