@@ -74,3 +74,13 @@ func (o *Outbox) Requeue(ctx context.Context, seqs ...int64) (int64, error) {
 	}
 	return n, nil
 }
+
+// Pending counts the rows not yet sent (nor set aside).
+func (o *Outbox) Pending(ctx context.Context) (int, error) {
+	var n int
+	err := o.db.QueryRowContext(ctx, `SELECT count(*) FROM `+o.table+` WHERE sent_at IS NULL AND dead_at IS NULL`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("gossip: outbox: count pending rows of %s: %w", o.table, err)
+	}
+	return n, nil
+}
