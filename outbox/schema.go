@@ -76,7 +76,7 @@ func postgresStatements(table string) statements {
 	dead_reason  TEXT
 )`,
 			`CREATE INDEX IF NOT EXISTS ` + name + `_pending ON ` + table + ` (seq) WHERE ` + live,
-			`CREATE INDEX IF NOT EXISTS ` + name + `_pending_key ON ` + table + ` (ordering_key, seq) WHERE ` + live,
+			`CREATE INDEX IF NOT EXISTS ` + name + `_claimed ON ` + table + ` (ordering_key, seq) WHERE claimed_by IS NOT NULL AND ` + live,
 			`CREATE INDEX IF NOT EXISTS ` + name + `_sent ON ` + table + ` (sent_at) WHERE sent_at IS NOT NULL`,
 			`CREATE OR REPLACE FUNCTION ` + table + `_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -89,15 +89,18 @@ END $$`,
 		insert: `INSERT INTO ` + table + ` (event_id, event_type, source, event_time, content_type, data, metadata, ordering_key) VALUES `,
 		// A row is claimable when it is pending, nobody else holds a live
 		// lease on it, and no older pending row of its key is leased by
-		// another relay: a key's rows go to one relay at a time, in order.
+		// another relay (blocked: the oldest such row per key): a key's
+		// rows go to one relay at a time, in order.
 		claim: `UPDATE ` + table + ` SET claimed_by = $1, lease_until = clock_timestamp() + $2 * interval '1 microsecond', attempts = attempts + 1
 WHERE seq IN (
-	SELECT r.seq FROM ` + table + ` r
-	WHERE r.sent_at IS NULL AND r.dead_at IS NULL
+	WITH blocked AS (
+		SELECT ordering_key, min(seq) AS from_seq FROM ` + table + `
+		WHERE claimed_by IS NOT NULL AND ` + live + ` AND claimed_by <> $1 AND lease_until >= clock_timestamp()
+		GROUP BY ordering_key)
+	SELECT r.seq FROM ` + table + ` r LEFT JOIN blocked b ON b.ordering_key = r.ordering_key
+	WHERE r.sent_at IS NULL AND r.dead_at IS NULL AND (b.from_seq IS NULL OR r.seq < b.from_seq)
 	AND (r.lease_until IS NULL OR r.lease_until < clock_timestamp() OR r.claimed_by = $1)
-	AND NOT EXISTS (SELECT 1 FROM ` + table + ` e WHERE e.ordering_key = r.ordering_key AND e.seq < r.seq
-		AND e.sent_at IS NULL AND e.dead_at IS NULL AND e.claimed_by <> $1 AND e.lease_until >= clock_timestamp())
-	ORDER BY r.seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+	ORDER BY r.seq LIMIT $3 FOR UPDATE OF r SKIP LOCKED)
 RETURNING ` + rowColumns + `, (extract(epoch FROM clock_timestamp() - created_at) * 1000000)::bigint`,
 		sent:    `UPDATE ` + table + ` SET sent_at = clock_timestamp(), claimed_by = NULL, lease_until = NULL WHERE seq = ANY($1)`,
 		deleted: `DELETE FROM ` + table + ` WHERE seq = ANY($1)`,
@@ -138,18 +141,20 @@ func sqliteStatements(table string) statements {
 	dead_reason  TEXT
 )`,
 			`CREATE INDEX IF NOT EXISTS ` + table + `_pending ON ` + table + ` (seq) WHERE ` + live,
-			`CREATE INDEX IF NOT EXISTS ` + table + `_pending_key ON ` + table + ` (ordering_key, seq) WHERE ` + live,
+			`CREATE INDEX IF NOT EXISTS ` + table + `_claimed ON ` + table + ` (ordering_key, seq) WHERE claimed_by IS NOT NULL AND ` + live,
 			`CREATE INDEX IF NOT EXISTS ` + table + `_sent ON ` + table + ` (sent_at) WHERE sent_at IS NOT NULL`,
 		},
 		insert: `INSERT INTO ` + table + ` (event_id, event_type, source, event_time, content_type, data, metadata, ordering_key, created_at) VALUES `,
 		// ?1 relay, ?2 now, ?3 lease end, ?4 limit.
 		claim: `UPDATE ` + table + ` SET claimed_by = ?1, lease_until = ?3, attempts = attempts + 1
 WHERE seq IN (
-	SELECT r.seq FROM ` + table + ` r
-	WHERE r.sent_at IS NULL AND r.dead_at IS NULL
+	WITH blocked AS (
+		SELECT ordering_key, min(seq) AS from_seq FROM ` + table + `
+		WHERE claimed_by IS NOT NULL AND ` + live + ` AND claimed_by <> ?1 AND lease_until >= ?2
+		GROUP BY ordering_key)
+	SELECT r.seq FROM ` + table + ` r LEFT JOIN blocked b ON b.ordering_key = r.ordering_key
+	WHERE r.sent_at IS NULL AND r.dead_at IS NULL AND (b.from_seq IS NULL OR r.seq < b.from_seq)
 	AND (r.lease_until IS NULL OR r.lease_until < ?2 OR r.claimed_by = ?1)
-	AND NOT EXISTS (SELECT 1 FROM ` + table + ` e WHERE e.ordering_key = r.ordering_key AND e.seq < r.seq
-		AND e.sent_at IS NULL AND e.dead_at IS NULL AND e.claimed_by <> ?1 AND e.lease_until >= ?2)
 	ORDER BY r.seq LIMIT ?4)
 RETURNING ` + rowColumns + `, ?2 - created_at`,
 		sent:    `UPDATE ` + table + ` SET sent_at = ?1, claimed_by = NULL, lease_until = NULL WHERE seq IN (SELECT value FROM json_each(?2))`,
