@@ -3,9 +3,9 @@ package outbox_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,14 +19,33 @@ type keyed struct {
 	N   int    `json:"n"`
 }
 
-// yield lets other relays run between a relay's claim and its publish, so
-// that a key's rows in two relays at once would show as disorder.
-func yield(next gossip.PublishFunc) gossip.PublishFunc {
+// holdFirst holds a relay's first Publish until another relay has
+// published: were the other relays free to take later rows of the keys in
+// the held batch, they would publish them first, out of order.
+type holdFirst struct {
+	once, othersOnce sync.Once
+	holding          chan struct{} // closed when the first Publish is held
+	othersPublished  chan struct{}
+}
+
+func (h *holdFirst) held(next gossip.PublishFunc) gossip.PublishFunc {
 	return func(ctx context.Context, events []*gossip.Event) error {
-		for range 20 {
-			runtime.Gosched()
-		}
+		h.once.Do(func() {
+			close(h.holding)
+			select {
+			case <-h.othersPublished:
+			case <-time.After(waitLimit):
+			}
+		})
 		return next(ctx, events)
+	}
+}
+
+func (h *holdFirst) other(next gossip.PublishFunc) gossip.PublishFunc {
+	return func(ctx context.Context, events []*gossip.Event) error {
+		err := next(ctx, events)
+		h.othersOnce.Do(func() { close(h.othersPublished) })
+		return err
 	}
 }
 
@@ -70,12 +89,19 @@ func TestFourRelaysShareOneTableKeepingOrderPerKey(t *testing.T) {
 
 			relayed := map[string]int{}
 			var rmu sync.Mutex
+			hold := &holdFirst{holding: make(chan struct{}), othersPublished: make(chan struct{})}
 			for i := range 4 {
 				// Each relay with a connection pool and a bus of its own, as
 				// four processes would have.
 				ro, err := outbox.New(openDB(t, dsn), outbox.Options{Table: o.Table()})
 				require.NoError(t, err)
-				bus := newBus(t, url, gossip.Config{PublishMiddleware: []gossip.PublishMiddleware{yield}})
+				mw := hold.other
+				if i == 0 {
+					mw = hold.held
+				}
+				bus := newBus(t, url, gossip.Config{PublishMiddleware: []gossip.PublishMiddleware{mw}})
+				// Fewer rows a batch than keys: a first batch always leaves
+				// a key free for the others.
 				r := newRelay(t, ro, bus, outbox.RelayOptions{Name: fmt.Sprintf("relay-%d", i), BatchSize: 7})
 				outbox.SetAfterPublish(r, func(ids []string) {
 					rmu.Lock()
@@ -83,6 +109,9 @@ func TestFourRelaysShareOneTableKeepingOrderPerKey(t *testing.T) {
 					rmu.Unlock()
 				})
 				runRelay(t, r)
+				if i == 0 {
+					receive(t, hold.holding) // relay-0 holds the oldest rows
+				}
 			}
 			receive(t, all)
 
