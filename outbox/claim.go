@@ -29,8 +29,14 @@ type claimed struct {
 // sent (or dead). It returns the number of rows claimed.
 func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	rows, err := r.claim(ctx)
-	if err != nil || len(rows) == 0 {
+	if err != nil {
+		if ctx.Err() == nil {
+			r.m.failures.Add(ctx, 1, r.m.databaseFailure)
+		}
 		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, nil
 	}
 	var good []claimed
 	for _, c := range rows {

@@ -183,8 +183,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var n int
 		n, err = r.relayBatch(ctx)
-		if errors.Is(err, gossip.ErrClosed) {
-			break
+		if errors.Is(err, gossip.ErrClosed) || ctx.Err() != nil {
+			break // stopping: no retry, no warning
 		}
 		var wait <-chan struct{}
 		var delay time.Duration
