@@ -159,6 +159,9 @@ func (r *Relay) Name() string { return r.opts.Name }
 // Run returns an error only when the bus is shut down (wrapping
 // gossip.ErrClosed). A row the bus refuses (invalid, too large) is set
 // aside with its reason (see Outbox.Dead) and the rows behind it go on.
+// Call Run once per Relay; run more relays (with distinct names) for more
+// throughput or availability. On PostgreSQL Run keeps one connection of
+// the pool for itself, LISTENing.
 func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
