@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +32,8 @@ func outboxPostgresURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
-// outboxSQLitePoll is the SQLite relay's poll interval (PostgreSQL's is
-// woken by NOTIFY).
+// outboxSQLitePoll is the poll interval of the SQLite relay and of the
+// PostgreSQL relay without NOTIFY.
 const outboxSQLitePoll = 5 * time.Millisecond
 
 func outboxScenarios() []*Scenario {
@@ -42,7 +43,7 @@ func outboxScenarios() []*Scenario {
 	row := func(name, db string, p Params, lat bool) *Scenario {
 		return &Scenario{Name: name, Params: p, Latency: lat, NoTargets: true, Impls: [nImpl]Impl{
 			direct,
-			{Label: "outbox → relay on " + db, Open: openOutbox(db)},
+			{Label: "outbox → relay on " + db, Open: openOutbox(db, strings.HasSuffix(name, "(NoNotify)"))},
 			{Label: "—", Note: "Watermill's SQL forwarder is not measured"},
 		}}
 	}
@@ -51,14 +52,16 @@ func outboxScenarios() []*Scenario {
 		row("outbox: SQLite, 100 events per transaction", "sqlite", Params{Events: 100_000, Batch: 100}, false),
 		row("outbox: PostgreSQL, 1 event per transaction", "postgres", Params{Events: 5_000}, true),
 		row("outbox: PostgreSQL, 1 event per transaction, 16 writers", "postgres", Params{Events: 20_000, Publishers: 16}, false),
+		row("outbox: PostgreSQL, 1 event per transaction, 16 writers, polling (NoNotify)", "postgres", Params{Events: 20_000, Publishers: 16}, false),
 		row("outbox: PostgreSQL, 100 events per transaction", "postgres", Params{Events: 100_000, Batch: 100}, false),
 	}
 }
 
 // openOutbox opens a table of the run's own in db ("sqlite": a file in a
 // new temporary directory; "postgres"), a relay on a memory bus, and a
-// subscriber on another bus of the same broker.
-func openOutbox(db string) Opener {
+// subscriber on another bus of the same broker. noNotify: PostgreSQL
+// relays poll every outboxSQLitePoll instead of being woken by NOTIFY.
+func openOutbox(db string, noNotify bool) Opener {
 	return func(ctx context.Context, run int, sh Shape, recv Receiver) (Pipe, error) {
 		p := &outboxPipe{}
 		var err error
@@ -69,12 +72,15 @@ func openOutbox(db string) Opener {
 			}
 			dsn, poll = "sqlite://"+filepath.Join(p.dir, "bench.db"), outboxSQLitePoll
 		}
+		if noNotify {
+			poll = outboxSQLitePoll
+		}
 		if p.db, _, err = dburl.Open(ctx, dsn); err != nil {
 			p.Close()
 			return nil, fmt.Errorf("%w: %v", errNotApplicable, err)
 		}
 		p.table = fmt.Sprintf("bench_outbox_%d_%d", os.Getpid(), run)
-		if p.ob, err = outbox.New(p.db, outbox.Options{Table: p.table, Source: "bench"}); err == nil {
+		if p.ob, err = outbox.New(p.db, outbox.Options{Table: p.table, Source: "bench", NoNotify: noNotify}); err == nil {
 			err = p.ob.CreateSchema(ctx)
 		}
 		broker := fmt.Sprintf("memory://outbox%d", run)

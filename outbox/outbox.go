@@ -50,6 +50,15 @@ type Options struct {
 	// codec.
 	Codec gossip.Codec
 
+	// NoNotify (PostgreSQL) leaves out the insert trigger whose NOTIFY
+	// wakes relays as soon as rows commit (CreateSchema drops it where it
+	// exists): relays then find rows by polling (RelayOptions.PollInterval).
+	// PostgreSQL serializes the commits of transactions that NOTIFY while a
+	// relay LISTENs, so the trigger caps the rate of writing transactions at
+	// about one per WAL flush; set NoNotify when writes matter more than
+	// the relay's first few milliseconds of lag (see docs/outbox.md).
+	NoNotify bool
+
 	// Propagator writes the trace context of Publish's ctx into each
 	// stored event's metadata (default: the global propagator, or W3C
 	// TraceContext and Baggage while the global one is the no-op default),
@@ -92,6 +101,9 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	st, err := statementsFor(d, table)
 	if err != nil {
 		return nil, err
+	}
+	if opts.NoNotify && d == Postgres {
+		st.withoutNotify(table)
 	}
 	o := &Outbox{db: db, dialect: d, table: table, source: opts.Source, codec: opts.Codec, prop: opts.Propagator, st: st}
 	if o.source == "" {

@@ -166,7 +166,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	lctx, stopListen := context.WithCancel(ctx)
-	if r.o.dialect == Postgres {
+	if r.o.st.listen != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -167,6 +167,15 @@ RETURNING ` + rowColumns + `, ?2 - created_at`,
 	}
 }
 
+// withoutNotify drops the NOTIFY trigger from st: relays poll.
+func (st *statements) withoutNotify(table string) {
+	name := strings.ReplaceAll(table, ".", "_")
+	st.schema = append(st.schema[:len(st.schema)-2:len(st.schema)-2],
+		`DROP TRIGGER IF EXISTS `+name+`_notify ON `+table,
+		`DROP FUNCTION IF EXISTS `+table+`_notify()`)
+	st.listen = ""
+}
+
 // SchemaSQL returns the statements that create the outbox table named
 // table (with its indexes and, on PostgreSQL, the trigger that wakes
 // relays) in dialect d, separated by ";\n". Outbox.CreateSchema runs them;
