@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -39,15 +40,16 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var good []claimed
+	var asideErr error // a row that could not be set aside: back off
 	for _, c := range rows {
 		if c.bad != nil {
-			r.setAside(ctx, c, c.bad)
+			asideErr = cmp.Or(asideErr, r.setAside(ctx, c, c.bad))
 			continue
 		}
 		good = append(good, c)
 	}
 	if len(good) == 0 {
-		return len(rows), nil
+		return len(rows), asideErr
 	}
 	err = r.publish(ctx, good)
 	if isPoison(err) {
@@ -56,7 +58,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		for i, c := range good {
 			perr := r.publish(ctx, good[i:i+1])
 			if isPoison(perr) {
-				r.setAside(ctx, c, perr)
+				asideErr = cmp.Or(asideErr, r.setAside(ctx, c, perr))
 				continue
 			}
 			if perr != nil {
@@ -64,9 +66,8 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 				break
 			}
 		}
-		return len(rows), err
 	}
-	return len(rows), err
+	return len(rows), cmp.Or(err, asideErr)
 }
 
 // isPoison reports whether err is the bus refusing an event, which no retry
@@ -152,7 +153,7 @@ const maxReason = 2000
 
 // setAside marks a row dead with its reason: it is never claimed again,
 // and the rows behind it go on.
-func (r *Relay) setAside(ctx context.Context, c claimed, reason error) {
+func (r *Relay) setAside(ctx context.Context, c claimed, reason error) error {
 	msg := reason.Error()
 	if len(msg) > maxReason {
 		msg = strings.ToValidUTF8(msg[:maxReason], "") + "…"
@@ -170,12 +171,13 @@ func (r *Relay) setAside(ctx context.Context, c claimed, reason error) {
 		args = append(args, time.Now().UnixMicro())
 	}
 	if _, err := r.o.db.ExecContext(mctx, r.o.st.dead, args...); err != nil {
-		// The row stays claimed; after the lease it is tried (and set
-		// aside) again: no hot loop, nothing lost.
-		r.log.LogAttrs(ctx, slog.LevelWarn, "outbox could not set a row aside", slog.Int64("seq", c.seq), slog.String("error", err.Error()))
-		return
+		// The row stays claimed and is tried (and set aside) again after
+		// the relay's backoff: nothing lost, no hot loop.
+		r.m.failures.Add(ctx, 1, r.m.databaseFailure)
+		return fmt.Errorf("gossip: outbox: set row %d of %s aside: %w", c.seq, r.o.table, err)
 	}
 	r.m.dead.Add(ctx, 1, r.m.attrs)
+	return nil
 }
 
 // claim takes up to BatchSize rows for this relay, oldest first.
