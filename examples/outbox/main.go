@@ -80,15 +80,9 @@ func run() error {
 
 	// 1. The order service places an order and dies right after the commit.
 	orderID := "o-" + strings.ToLower(gossip.NewID()[32:])
-	child := exec.CommandContext(ctx, os.Args[0])
-	child.Env = append(os.Environ(), childEnv+"="+dbURL, "ORDER_ID="+orderID)
-	child.Stdout, child.Stderr = os.Stdout, os.Stderr
-	err := child.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		return fmt.Errorf("the order service should have been killed; it ended with %v", err)
+	if err := crash(ctx, dbURL, orderID); err != nil {
+		return err
 	}
-	fmt.Println("[order_service]    killed (SIGKILL) after the commit, before its relay published")
 
 	db, _, err := dburl.Open(ctx, dbURL)
 	if err != nil {
@@ -110,7 +104,29 @@ func run() error {
 	fmt.Printf("[database]         order %s: %d row; outbox: %d event pending\n", orderID, orders, pending)
 
 	// 2. The shipping service listens; the order service starts again.
-	dsn, stop, err := transport.Resolve(*driverFlag, "outbox-example")
+	return restart(ctx, *driverFlag, ob, orderID, *timeout)
+}
+
+// crash runs the order service's first life in a child process, which
+// places the order and is killed.
+func crash(ctx context.Context, dbURL, orderID string) error {
+	child := exec.CommandContext(ctx, os.Args[0])
+	child.Env = append(os.Environ(), childEnv+"="+dbURL, "ORDER_ID="+orderID)
+	child.Stdout, child.Stderr = os.Stdout, os.Stderr
+	err := child.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		return fmt.Errorf("the order service should have been killed; it ended with %v", err)
+	}
+	fmt.Println("[order_service]    killed (SIGKILL) after the commit, before its relay published")
+	return nil
+}
+
+// restart starts the shipping service and the order service's second
+// life, whose relay publishes what the first committed, and waits until the
+// order's event was handled and the outbox is empty.
+func restart(ctx context.Context, driverFlag string, ob *outbox.Outbox, orderID string, timeout time.Duration) error {
+	dsn, stop, err := transport.Resolve(driverFlag, "outbox-example")
 	if err != nil {
 		return err
 	}
@@ -162,7 +178,7 @@ func run() error {
 	select {
 	case <-shipped:
 	case <-ctx.Done():
-		return fmt.Errorf("the order's event was not handled within %v", *timeout)
+		return fmt.Errorf("the order's event was not handled within %v", timeout)
 	}
 	for {
 		n, err := ob.Pending(ctx)
