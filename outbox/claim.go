@@ -109,10 +109,10 @@ func (r *Relay) publish(ctx context.Context, rows []claimed) error {
 		return fmt.Errorf("gossip: outbox: mark %d rows sent in %s (they will be sent again): %w", len(rows), r.o.table, err)
 	}
 	now := time.Now()
-	r.m.relayed.Add(ctx, int64(len(rows)), r.m.attrs)
 	for _, c := range rows {
 		r.m.lag.Record(ctx, (c.age + now.Sub(c.claimAt)).Seconds(), r.m.attrs)
 	}
+	r.m.relayed.Add(ctx, int64(len(rows)), r.m.attrs)
 	return nil
 }
 

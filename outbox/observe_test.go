@@ -98,14 +98,19 @@ func TestRelayMetrics(t *testing.T) {
 			c.waitFor(t, ids(events)...)
 			eventuallyPending(t, o, 0)
 
-			var rm metricdata.ResourceMetrics
-			require.NoError(t, reader.Collect(context.Background(), &rm))
+			// The relay records a batch just after marking it sent.
 			got := map[string]metricdata.Aggregation{}
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					got[m.Name] = m.Data
+			require.Eventually(t, func() bool {
+				var rm metricdata.ResourceMetrics
+				require.NoError(t, reader.Collect(context.Background(), &rm))
+				for _, sm := range rm.ScopeMetrics {
+					for _, m := range sm.Metrics {
+						got[m.Name] = m.Data
+					}
 				}
-			}
+				lag, ok := got["gossip.outbox.lag"].(metricdata.Histogram[float64])
+				return ok && len(lag.DataPoints) == 1 && lag.DataPoints[0].Count == 3
+			}, waitLimit, 10*time.Millisecond, "the lag of the 3 rows is recorded")
 			relayed, ok := got["gossip.outbox.relayed"].(metricdata.Sum[int64])
 			require.True(t, ok, "gossip.outbox.relayed missing: %v", got)
 			require.Len(t, relayed.DataPoints, 1)
