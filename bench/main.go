@@ -63,6 +63,7 @@ type Scenario struct {
 	Params    Params
 	Target    Target
 	Latency   bool // also measure latency at a paced rate
+	NoTargets bool // not a row of issue 11's targets (the outbox rows)
 	Cleanup   func()
 	ServerCPU func() time.Duration // the CPU of the server process so far; nil in process
 }
@@ -147,7 +148,7 @@ func run(c config) error {
 	if !ns.Embedded() {
 		ne.cpu = ns.CPU
 	}
-	scenarios := buildScenarios(ne, re, c)
+	scenarios := append(buildScenarios(ne, re, c), outboxScenarios()...)
 	if c.only != "" {
 		scenarios = slices.DeleteFunc(scenarios, func(s *Scenario) bool { return !strings.Contains(s.Name, c.only) })
 	}

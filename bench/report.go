@@ -357,7 +357,7 @@ func (rep *report) tables() string {
 	var tb strings.Builder
 	met, total := 0, 0
 	for k, s := range rep.scenarios {
-		if s.Target == (Target{}) && !s.Latency {
+		if s.NoTargets || s.Target == (Target{}) && !s.Latency {
 			continue
 		}
 		c, m, t := rep.targetCells(s, rep.outcomes[k])

@@ -18,6 +18,10 @@
 // -trace (-tags otlp) are built only with their tags: without them the demo
 // builds in a fraction of the time.
 //
+// With -outbox sqlite (or sqlite:///path, or postgres://...) UserService
+// writes each user row and its event in one database transaction, and a
+// relay publishes the events once they committed (package outbox).
+//
 // With -service it runs one service per process (see docs/examples.md for
 // the durable catch-up demo).
 package main
@@ -61,6 +65,7 @@ func run() error {
 	timeout := flag.Duration("timeout", 10*time.Second, "how long to wait for the services to finish their work")
 	trace := flag.Bool("trace", false, "trace every event with OpenTelemetry and print the traces as trees at the end")
 	verbose := flag.Bool("v", false, "log the bus's own diagnostics")
+	outboxFlag := flag.String("outbox", "", `UserService writes users and their events in one transaction through a transactional outbox in this database: "sqlite" (a file in the user cache directory), "sqlite:///path/to/file.db" or "postgres://127.0.0.1:5432/test"`)
 	runFlag := flag.String("run", "", "a name for this run, shared by its processes (letters, digits, '-'): the users it creates carry it, and its services handle only its users' events, acknowledging an earlier run's leftovers unseen")
 	flag.Parse()
 
@@ -117,6 +122,22 @@ func run() error {
 		buses[name] = b
 	}
 
+	var store *userStore
+	if b := buses["user_service"]; b != nil && *outboxFlag != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		store, err = openUserStore(ctx, *outboxFlag)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("-outbox: %w", err)
+		}
+		defer func() { _ = store.close() }()
+		stopRelay, err := store.startRelay(b, logger)
+		if err != nil {
+			return err
+		}
+		defer stopRelay() // before the buses shut down
+	}
+
 	// Consumers first, so that they are live before the first event.
 	if b := buses["email_service"]; b != nil {
 		if err := (&EmailService{bus: b, out: out}).Register(); err != nil {
@@ -134,6 +155,9 @@ func run() error {
 		}
 	}
 	fmt.Printf("gossip microservices demo on %s (%s)\n", transport.Name(dsn), strings.Join(run, ", "))
+	if store != nil {
+		fmt.Printf("user_service writes users and their events in one transaction (outbox on %s)\n", store.dialect)
+	}
 
 	// User IDs are new on every run, so that a run waits for its own work even
 	// when a durable group still holds events of an earlier run.
@@ -147,7 +171,7 @@ func run() error {
 		ids[i] = fmt.Sprintf("u%d-%s", i+1, runID)
 	}
 	if b := buses["user_service"]; b != nil {
-		us := &UserService{bus: b}
+		us := &UserService{bus: b, store: store}
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		defer cancel()
 		for i, name := range names {
@@ -164,6 +188,13 @@ func run() error {
 	}
 
 	if *service == "user_service" {
+		if store != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+			defer cancel()
+			if err := store.waitSent(ctx); err != nil {
+				return err
+			}
+		}
 		return tracer.finish(buses)
 	}
 	if *service != "all" {

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/outbox"
 )
 
 // output prints what the services do, one line at a time, and records the
@@ -47,17 +48,31 @@ func (o *output) count(service string) int {
 	return o.done[service]
 }
 
-// UserService registers users and publishes what happened to them.
-type UserService struct{ bus *gossip.EventBus }
+// UserService registers users and publishes what happened to them. With a
+// store (-outbox) it writes each user row and its event in one database
+// transaction, and the store's relay publishes the event after the commit.
+type UserService struct {
+	bus   *gossip.EventBus
+	store *userStore
+}
 
 func (s *UserService) CreateUser(ctx context.Context, id, name string) error {
-	return s.bus.Publish(ctx, gossip.NewEvent(UserCreated, UserCreatedEvent{
-		UserID: id, Name: name, Email: strings.ToLower(name) + "@example.com",
-	}))
+	u := UserCreatedEvent{UserID: id, Name: name, Email: strings.ToLower(name) + "@example.com"}
+	e := gossip.NewEvent(UserCreated, u)
+	if s.store != nil {
+		// A user's events go out in the order they were written.
+		return s.store.createUser(ctx, e.WithMetadata(outbox.KeyMetadata, id), u)
+	}
+	return s.bus.Publish(ctx, e)
 }
 
 func (s *UserService) UpdateUser(ctx context.Context, id string, fields map[string]string) error {
-	return s.bus.Publish(ctx, gossip.NewEvent(UserUpdated, UserUpdatedEvent{UserID: id, Fields: fields}))
+	u := UserUpdatedEvent{UserID: id, Fields: fields}
+	e := gossip.NewEvent(UserUpdated, u)
+	if s.store != nil {
+		return s.store.updateUser(ctx, e.WithMetadata(outbox.KeyMetadata, id), u)
+	}
+	return s.bus.Publish(ctx, e)
 }
 
 // EmailService sends the welcome mail and tells the others it did.
