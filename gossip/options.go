@@ -18,6 +18,7 @@ type subscribeConfig struct {
 	maxBackoff    time.Duration
 	start         driver.Start
 	middleware    []Middleware
+	byKey         bool
 }
 
 // Group makes the subscription a member of the named consumer group:

@@ -267,8 +267,14 @@ func (r *redeliveries) settleStopped(ds ...driver.Delivery) {
 		for _, d := range ds {
 			r.s.notHandled(d)
 		}
+		if r.s.order != nil {
+			r.s.order.dropKeys(ds)
+		}
 	case r.s.releaser != nil:
 		r.s.settle.release(ds...)
+		if r.s.order != nil {
+			r.s.order.dropKeys(ds) // after them: what waited behind them goes back in order
+		}
 	default:
 		go func() { // handled before the workers stop
 			for _, d := range ds {

@@ -361,5 +361,6 @@ func (s *suite) tests() []testCase {
 		{"MemberLeavingHandsBackDeliveries", s.testMemberLeavingHandsBack},
 		{"FiftySubscriptionsFlow", s.testFiftySubscriptionsFlow},
 		{"UndecodableWireBytes", s.testUndecodableWireBytes},
+		{"KeyOrder", s.testKeyOrder}, {"KeyRetryBlocksOnlyItsKey", s.testKeyRetryBlocksOnlyItsKey}, {"KeyDeadLetterReleasesKey", s.testKeyDeadLetterReleases}, {"CorrelationFollowsChain", s.testCorrelationFollowsChain},
 	}
 }
