@@ -147,7 +147,7 @@ func run(c config) error {
 	if !ns.Embedded() {
 		ne.cpu = ns.CPU
 	}
-	scenarios := buildScenarios(ne, re, c)
+	scenarios := append(buildScenarios(ne, re, c), orderingScenarios(ne, re)...)
 	if c.only != "" {
 		scenarios = slices.DeleteFunc(scenarios, func(s *Scenario) bool { return !strings.Contains(s.Name, c.only) })
 	}
