@@ -33,7 +33,8 @@ func Group(name string) SubscribeOption {
 
 // Workers sets the number of handler goroutines of this subscription,
 // overriding Config.Workers: 1 to 10,000. Workers(1) handles one
-// publisher's events in publish order (except after a redelivery).
+// publisher's events in publish order (except after a redelivery);
+// OrderedByKey keeps order per key with any number of workers.
 func Workers(n int) SubscribeOption {
 	return func(c *subscribeConfig) { c.workers = n }
 }
