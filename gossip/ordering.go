@@ -98,18 +98,28 @@ func (o *keyOrder) take(held *heldDelivery) (d driver.Delivery, retry, ok bool) 
 	o.recv.Lock()
 	defer o.recv.Unlock()
 	for {
+		// A busy subscription takes its next delivery with one channel
+		// operation, as work does.
+		var got bool
 		select {
 		case d, ok = <-o.deliveries:
-			if !ok {
-				o.deliveries = nil
-				o.s.redelive.deliveriesClosed()
-				continue
+			got = true
+		default:
+		}
+		if !got {
+			select {
+			case d, ok = <-o.deliveries:
+			case d, ok = <-o.s.redelive.ch:
+				return d, ok, ok
 			}
-			if o.claim(d, held) {
-				return d, false, true
-			}
-		case d, ok = <-o.s.redelive.ch:
-			return d, ok, ok
+		}
+		if !ok {
+			o.deliveries = nil
+			o.s.redelive.deliveriesClosed()
+			continue
+		}
+		if o.claim(d, held) {
+			return d, false, true
 		}
 	}
 }
