@@ -230,36 +230,43 @@ func (s *Subscription) handle(d driver.Delivery, held *heldDelivery) (retrying b
 			ErrPoison, d.Attempt, s.cfg.maxDeliveries))
 		return false
 	}
-	if held != nil {
-		s.settle.hold(held, d)
+	for {
+		if held != nil {
+			s.settle.hold(held, d)
+		}
+		e := s.event(d)
+		err := s.handler(&e.ctx, &e.Event)
+		s.settle.unhold(held)
+		switch {
+		case s.settle.abandoned():
+			s.notHandled(d)
+		case err == nil:
+			s.settle.ack(d)
+		case IsPermanent(err) || d.Attempt >= s.cfg.maxDeliveries:
+			s.deadLetter(d, err)
+		default:
+			inProcess, scheduled := s.retry(d, s.backoff.Delay(d.Attempt))
+			if !scheduled { // the workers are leaving: run it again here
+				d.Attempt++
+				continue
+			}
+			return inProcess
+		}
+		return false
 	}
-	e := s.event(d)
-	err := s.handler(&e.ctx, &e.Event)
-	s.settle.unhold(held)
-	switch {
-	case s.settle.abandoned():
-		s.notHandled(d)
-	case err == nil:
-		s.settle.ack(d)
-	case IsPermanent(err) || d.Attempt >= s.cfg.maxDeliveries:
-		s.deadLetter(d, err)
-	default:
-		return s.retry(d, s.backoff.Delay(d.Attempt))
-	}
-	return false
 }
 
 // retry redelivers d after delay: natively where the transport can,
 // otherwise in process (kept alive meanwhile), and always in process for
 // an event of a key in an OrderedByKey subscription, so that nothing of its
-// key overtakes it. It reports whether the retry is in process.
-func (s *Subscription) retry(d driver.Delivery, delay time.Duration) (inProcess bool) {
+// key overtakes it. It reports whether the retry is in process, and
+// false for scheduled when the caller must run d again itself (see after).
+func (s *Subscription) retry(d driver.Delivery, delay time.Duration) (inProcess, scheduled bool) {
 	if s.nacker != nil && (s.order == nil || keyOf(d) == "") {
 		s.settle.nack(d, delay)
-		return false
+		return false, true
 	}
-	s.redelive.after(d, delay)
-	return true
+	return true, s.redelive.after(d, delay)
 }
 
 // event makes the event a handler sees, with the context it runs with.
