@@ -145,6 +145,7 @@ func TestOrderedByKeyRetryRunsWhileWaitingForRoom(t *testing.T) {
 // acks, nacks, keeps alive and hands back, and records what it was told.
 type durable struct {
 	deliveries chan driver.Delivery
+	kept       chan string // every ID kept alive, when set
 	mu         sync.Mutex
 	acked      []string
 	nacked     []string
@@ -188,7 +189,17 @@ func (s *durableSub) Release(_ context.Context, ds []driver.Delivery) error {
 	s.c.record(&s.c.released, ds)
 	return nil
 }
-func (s *durableSub) KeepAlive(context.Context, []driver.Delivery) error { return nil }
+func (s *durableSub) KeepAlive(_ context.Context, ds []driver.Delivery) error {
+	for _, d := range ds {
+		if s.c.kept != nil {
+			select {
+			case s.c.kept <- d.ID:
+			default:
+			}
+		}
+	}
+	return nil
+}
 
 func keyed(id, key string) driver.Delivery {
 	return driver.Delivery{Attempt: 1, Message: &driver.Message{
@@ -248,6 +259,35 @@ func TestOrderedByKeyRetryIsInProcessAndHandedBackWithItsLine(t *testing.T) {
 	assert.Empty(t, tr.nacked, "a keyed event is never nacked")
 	assert.Equal(t, []string{"b1"}, tr.acked)
 	assert.Equal(t, []string{"a1", "a2", "a3"}, tr.released, "the waiting head and its line go back, in order")
+}
+
+// Events waiting behind their key, and the key's head waiting for its
+// retry, are kept alive, so that the transport does not hand them to
+// another member while they wait.
+func TestOrderedByKeyWaitingDeliveriesAreKeptAlive(t *testing.T) {
+	tr := &durable{deliveries: make(chan driver.Delivery), kept: make(chan string, 64)}
+	b := orderedBus(t, &gossip.Config{Conn: tr, AckWait: 100 * time.Millisecond, RetryBackoff: time.Hour, MaxRetryBackoff: time.Hour})
+	failed := make(chan struct{})
+	_, err := b.Subscribe("keyed.item", func(ctx context.Context, e *gossip.Event) error {
+		if e.ID == "a1" {
+			close(failed)
+		}
+		return errors.New("fails")
+	}, gossip.OrderedByKey(), gossip.Workers(2))
+	require.NoError(t, err)
+	tr.deliveries <- keyed("a1", "a")
+	tr.deliveries <- keyed("a2", "a")
+	<-failed
+	want := map[string]bool{"a1": true, "a2": true}
+	deadline := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case id := <-tr.kept:
+			delete(want, id)
+		case <-deadline:
+			require.FailNow(t, "not kept alive", "%v", want)
+		}
+	}
 }
 
 func TestWithKeyEmptyIsNoKey(t *testing.T) {
