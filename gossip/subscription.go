@@ -247,6 +247,10 @@ func (s *Subscription) handle(d driver.Delivery, held *heldDelivery) (retrying b
 		default:
 			inProcess, scheduled := s.retry(d, s.backoff.Delay(d.Attempt))
 			if !scheduled { // the workers are leaving: run it again here
+				if !s.backoff.Wait(s.ctx, d.Attempt) { // Shutdown gave up
+					s.notHandled(d)
+					return false
+				}
 				d.Attempt++
 				continue
 			}
