@@ -148,7 +148,7 @@ func run(c config) error {
 	if !ns.Embedded() {
 		ne.cpu = ns.CPU
 	}
-	scenarios := append(buildScenarios(ne, re, c), outboxScenarios()...)
+	scenarios := append(append(buildScenarios(ne, re, c), orderingScenarios(ne, re)...), outboxScenarios()...)
 	if c.only != "" {
 		scenarios = slices.DeleteFunc(scenarios, func(s *Scenario) bool { return !strings.Contains(s.Name, c.only) })
 	}

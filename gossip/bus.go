@@ -140,7 +140,10 @@ func (b *EventBus) Source() string { return b.cfg.Source }
 // refused here, the same on every transport. When the memory transport's
 // buffers are full, Publish waits for room until ctx ends and then returns
 // ctx's error; it never drops an event. Publish fills an empty ID,
-// Timestamp or Source. After Shutdown it returns ErrClosed.
+// Timestamp or Source. Published with a handler's ctx, an event without its
+// own gets the handled event's correlation ID and that event's ID as its
+// causation ID (see Event.CorrelationID). After Shutdown it returns
+// ErrClosed.
 func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
 	if len(events) == 0 {
 		return nil
@@ -150,6 +153,7 @@ func (b *EventBus) Publish(ctx context.Context, events ...*Event) error {
 	if b.closed.Load() && (b.drained.Load() || ctx.Value(handlerKey{}) != b) {
 		return ErrClosed // handlers still finishing during Shutdown may publish
 	}
+	correlate(ctx, events)
 	if b.plainPublish.Load() {
 		return b.send(ctx, events)
 	}

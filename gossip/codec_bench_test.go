@@ -52,7 +52,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 		}
 	})
 	b.Run("decode_struct", func(b *testing.B) {
-		e := wireSub.event(driver.Delivery{Message: msg, Attempt: 1})
+		e := &wireSub.event(driver.Delivery{Message: msg, Attempt: 1}).Event
 		b.ReportAllocs()
 		for b.Loop() {
 			var p benchdata.Payload
@@ -64,7 +64,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 	b.Run("wire_delivery_typed", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			e := wireSub.event(driver.Delivery{Message: msg, Attempt: 1})
+			e := &wireSub.event(driver.Delivery{Message: msg, Attempt: 1}).Event
 			if err := typed(ctx, e); err != nil {
 				b.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 				b.Fatal(err)
 			}
 			m := &driver.Message{ID: msg.ID, Type: msg.Type, Source: msg.Source, ContentType: ct, Data: data}
-			if err := typed(ctx, wireSub.event(driver.Delivery{Message: m, Attempt: 1})); err != nil {
+			if err := typed(ctx, &wireSub.event(driver.Delivery{Message: m, Attempt: 1}).Event); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -86,7 +86,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 	b.Run("memory_delivery_typed", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := typed(ctx, memSub.event(driver.Delivery{Message: memMsg, Attempt: 1})); err != nil {
+			if err := typed(ctx, &memSub.event(driver.Delivery{Message: memMsg, Attempt: 1}).Event); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -35,6 +35,11 @@
 //     full buffer makes it wait until its ctx ends — it never drops.
 //   - Shutdown stops fetching, lets in-flight handlers finish and ack, and
 //     leaks no goroutine.
+//   - OrderedByKey runs the events of one key (Event.WithKey) one at a time
+//     in delivery order, retries included, and different keys in parallel.
+//   - Events published with a handler's ctx carry the handled event's
+//     correlation ID and its ID as causation ID (Event.CorrelationID,
+//     Event.CausationID).
 //
 // Middleware (package middleware) wraps every handler: tracing, metrics,
 // recovery, logging, retry, timeout, filters, and idempotency on a claim

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/gossipbus/gossip/gossip"
 )
@@ -61,4 +62,61 @@ func ExampleDeadLetterType() {
 	// Output:
 	// dead_letter.billing.order.placed
 	// order.placed 1 card declined
+}
+
+// Events of one key run one at a time, in publish order, while different
+// keys run in parallel on the subscription's workers.
+func ExampleOrderedByKey() {
+	bus, _ := gossip.NewEventBus(nil)
+	defer bus.Shutdown(context.Background())
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	steps := map[string][]string{}
+	_, _ = bus.Subscribe("order.>", func(ctx context.Context, e *gossip.Event) error {
+		defer wg.Done()
+		mu.Lock()
+		defer mu.Unlock()
+		steps[e.Key()] = append(steps[e.Key()], string(e.Type))
+		return nil
+	}, gossip.Group("shipping"), gossip.Workers(8), gossip.OrderedByKey())
+
+	var events []*gossip.Event
+	for _, step := range []gossip.EventType{"order.created", "order.paid", "order.shipped"} {
+		for _, id := range []string{"order-1", "order-2"} {
+			events = append(events, gossip.NewEvent(step, nil).WithKey(id))
+		}
+	}
+	wg.Add(len(events))
+	_ = bus.Publish(context.Background(), events...)
+	wg.Wait()
+	fmt.Println("order-1:", steps["order-1"])
+	fmt.Println("order-2:", steps["order-2"])
+	// Output:
+	// order-1: [order.created order.paid order.shipped]
+	// order-2: [order.created order.paid order.shipped]
+}
+
+// An event a handler publishes with its ctx carries the handled event's
+// correlation and its ID as the cause, with no code in the handler.
+func ExampleEvent_CorrelationID() {
+	bus, _ := gossip.NewEventBus(nil)
+	defer bus.Shutdown(context.Background())
+
+	got := make(chan *gossip.Event, 1)
+	_, _ = bus.Subscribe("order.placed", func(ctx context.Context, e *gossip.Event) error {
+		return bus.Publish(ctx, gossip.NewEvent("invoice.created", nil)) // the handler's ctx
+	})
+	_, _ = bus.Subscribe("invoice.created", func(ctx context.Context, e *gossip.Event) error {
+		got <- e
+		return nil
+	})
+	placed := gossip.NewEvent("order.placed", nil)
+	_ = bus.Publish(context.Background(), placed)
+	invoice := <-got
+	fmt.Println("correlation is the order:", invoice.CorrelationID() == placed.ID)
+	fmt.Println("caused by the order:", invoice.CausationID() == placed.ID)
+	// Output:
+	// correlation is the order: true
+	// caused by the order: true
 }

@@ -19,6 +19,7 @@ type subscribeConfig struct {
 	start         driver.Start
 	middleware    []Middleware
 	exclusive     time.Duration // the lease of an Exclusive member; 0: not exclusive
+	byKey         bool
 }
 
 // Group makes the subscription a member of the named consumer group:
@@ -33,7 +34,8 @@ func Group(name string) SubscribeOption {
 
 // Workers sets the number of handler goroutines of this subscription,
 // overriding Config.Workers: 1 to 10,000. Workers(1) handles one
-// publisher's events in publish order (except after a redelivery).
+// publisher's events in publish order (except after a redelivery);
+// OrderedByKey keeps order per key with any number of workers.
 func Workers(n int) SubscribeOption {
 	return func(c *subscribeConfig) { c.workers = n }
 }

@@ -213,15 +213,22 @@ type redeliveries struct {
 
 func (r *redeliveries) stopped() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.stopping }
 
-// after schedules d's redelivery with its attempt counted.
-func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
+// after schedules d's redelivery with its attempt counted. It schedules
+// nothing and reports false when the caller must run d again at once: the
+// subscription stopped on an in-process transport and its workers are
+// leaving (the retries channel is closed: nothing would take d from it).
+func (r *redeliveries) after(d driver.Delivery, delay time.Duration) (scheduled bool) {
 	d.Attempt++
 	r.mu.Lock()
+	if r.chDone && r.s.releaser == nil && !r.s.settle.abandoned() {
+		r.mu.Unlock()
+		return false
+	}
 	r.pending++
 	if r.stopping {
 		r.mu.Unlock()
 		r.settleStopped(d)
-		return
+		return true
 	}
 	h := r.s.settle.hold(nil, d)
 	var t *time.Timer
@@ -237,6 +244,7 @@ func (r *redeliveries) after(d driver.Delivery, delay time.Duration) {
 	})
 	r.timers[t] = h
 	r.mu.Unlock()
+	return true
 }
 
 // stop ends the waiting: a retry goes back to the group where the
@@ -267,8 +275,14 @@ func (r *redeliveries) settleStopped(ds ...driver.Delivery) {
 		for _, d := range ds {
 			r.s.notHandled(d)
 		}
+		if r.s.order != nil {
+			r.s.order.dropKeys(ds)
+		}
 	case r.s.releaser != nil:
 		r.s.settle.release(ds...)
+		if r.s.order != nil {
+			r.s.order.dropKeys(ds) // after them: what waited behind them goes back in order
+		}
 	default:
 		go func() { // handled before the workers stop
 			for _, d := range ds {

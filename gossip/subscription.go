@@ -49,6 +49,7 @@ type Subscription struct {
 
 	settle   settler // acks, releases and keep-alives, in batches
 	redelive redeliveries
+	order    *keyOrder    // OrderedByKey's dispatch, nil without it
 	drops    *dropCounter // what an at-most-once transport discarded
 }
 
@@ -66,6 +67,9 @@ func newSubscription(b *EventBus, pattern EventType, sc subscribeConfig, h Handl
 	s.releaser, _ = ds.(driver.Releaser)
 	s.settle.init(s)
 	s.redelive = redeliveries{s: s, ch: make(chan driver.Delivery, sc.workers), timers: map[*time.Timer]*heldDelivery{}}
+	if sc.byKey {
+		s.order = newKeyOrder(s)
+	}
 	return s
 }
 
@@ -151,7 +155,11 @@ func (s *Subscription) start() {
 	}
 	s.workers.Add(s.cfg.workers)
 	for range s.cfg.workers {
-		go s.work()
+		if s.order != nil {
+			go s.workByKey()
+		} else {
+			go s.work()
+		}
 	}
 	if s.keeper != nil {
 		go s.settle.keepAlive()
@@ -200,16 +208,18 @@ func (s *Subscription) work() {
 }
 
 // dispatch handles a delivery, or, once the subscription stops, hands an
-// unstarted one back to its group (or drops it when Shutdown gave up).
-func (s *Subscription) dispatch(d driver.Delivery, held *heldDelivery) {
+// unstarted one back to its group (or drops it when Shutdown gave up). It
+// reports whether d waits for an in-process retry.
+func (s *Subscription) dispatch(d driver.Delivery, held *heldDelivery) (retrying bool) {
 	switch {
 	case s.settle.abandoned():
 		s.notHandled(d)
 	case s.releaser != nil && s.redelive.stopped():
 		s.settle.release(d)
 	default:
-		s.handle(d, held)
+		return s.handle(d, held)
 	}
+	return false
 }
 
 // notHandled leaves a delivery unsettled after Shutdown gave up: a durable
@@ -223,54 +233,74 @@ func (s *Subscription) notHandled(d driver.Delivery) {
 }
 
 // handle runs the handler for one delivery and settles it. held is the
-// worker's record for keep-alive (nil when the transport needs none).
-func (s *Subscription) handle(d driver.Delivery, held *heldDelivery) {
+// worker's record for keep-alive (nil when the transport needs none). It
+// reports whether d waits for an in-process retry.
+func (s *Subscription) handle(d driver.Delivery, held *heldDelivery) (retrying bool) {
 	if d.Err != nil { // the driver could not read it
 		s.deadLetter(d, d.Err)
-		return
+		return false
 	}
 	if d.Attempt > s.cfg.maxDeliveries {
 		// Delivered more often than allowed without an ack: consumers died
 		// or stalled on it. Dead-letter it rather than crash another one.
 		s.deadLetter(d, fmt.Errorf("%w: delivered %d times without an ack (MaxDeliveries %d): consumers died or stalled handling it",
 			ErrPoison, d.Attempt, s.cfg.maxDeliveries))
-		return
+		return false
 	}
-	if held != nil {
-		s.settle.hold(held, d)
-	}
-	err := s.handler(s.ctx, s.event(d))
-	s.settle.unhold(held)
-	switch {
-	case s.settle.abandoned():
-		s.notHandled(d)
-	case err == nil:
-		s.settle.ack(d)
-	case IsPermanent(err) || d.Attempt >= s.cfg.maxDeliveries:
-		s.deadLetter(d, err)
-	default:
-		s.retry(d, s.backoff.Delay(d.Attempt))
+	for {
+		if held != nil {
+			s.settle.hold(held, d)
+		}
+		e := s.event(d)
+		err := s.handler(&e.ctx, &e.Event)
+		s.settle.unhold(held)
+		switch {
+		case s.settle.abandoned():
+			s.notHandled(d)
+		case err == nil:
+			s.settle.ack(d)
+		case IsPermanent(err) || d.Attempt >= s.cfg.maxDeliveries:
+			s.deadLetter(d, err)
+		default:
+			inProcess, scheduled := s.retry(d, s.backoff.Delay(d.Attempt))
+			if !scheduled { // the workers are leaving: run it again here
+				if !s.backoff.Wait(s.ctx, d.Attempt) { // Shutdown gave up
+					s.notHandled(d)
+					return false
+				}
+				d.Attempt++
+				continue
+			}
+			return inProcess
+		}
+		return false
 	}
 }
 
 // retry redelivers d after delay: natively where the transport can,
-// otherwise in process (kept alive meanwhile).
-func (s *Subscription) retry(d driver.Delivery, delay time.Duration) {
-	if s.nacker != nil {
+// otherwise in process (kept alive meanwhile), and always in process for
+// an event of a key in an OrderedByKey subscription, so that nothing of its
+// key overtakes it. It reports whether the retry is in process, and
+// false for scheduled when the caller must run d again itself (see after).
+func (s *Subscription) retry(d driver.Delivery, delay time.Duration) (inProcess, scheduled bool) {
+	if s.nacker != nil && (s.order == nil || keyOf(d) == "") {
 		s.settle.nack(d, delay)
-		return
+		return false, true
 	}
-	s.redelive.after(d, delay)
+	return true, s.redelive.after(d, delay)
 }
 
-func (s *Subscription) event(d driver.Delivery) *Event {
+// event makes the event a handler sees, with the context it runs with.
+func (s *Subscription) event(d driver.Delivery) *deliveredEvent {
 	m := d.Message
-	e := &Event{
+	de := &deliveredEvent{Event: Event{
 		ID: m.ID, Type: EventType(m.Type), Source: m.Source, Timestamp: m.Time,
 		Metadata: m.Metadata, sharedMeta: true,
 		attempt: d.Attempt, maxAttempts: s.cfg.maxDeliveries, group: s.cfg.group, codecs: s.bus.codecs,
 		contentType: m.ContentType,
-	}
+	}}
+	de.ctx = handlerContext{Context: s.ctx, e: &de.Event}
+	e := &de.Event
 	switch {
 	case m.Data != nil:
 		e.raw = m.Data
@@ -284,5 +314,5 @@ func (s *Subscription) event(d driver.Delivery) *Event {
 	default:
 		e.raw = []byte{}
 	}
-	return e
+	return de
 }

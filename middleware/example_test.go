@@ -83,7 +83,7 @@ func ExampleLogging() {
 	e := &gossip.Event{ID: "0190f0c4-0000-7000-8000-000000000001", Type: "orders.created", Source: "checkout"}
 	_ = h(context.Background(), e.WithMetadata("tenant", "acme"))
 	// Output:
-	// level=WARN msg="gossip: handler failed" id=0190f0c4-0000-7000-8000-000000000001 type=orders.created source=checkout attempt=0 group="" error="stock service unavailable" metadata.tenant=acme
+	// level=WARN msg="gossip: handler failed" id=0190f0c4-0000-7000-8000-000000000001 type=orders.created source=checkout attempt=0 group="" correlation_id=0190f0c4-0000-7000-8000-000000000001 error="stock service unavailable" metadata.tenant=acme
 }
 
 func ExampleRetry_Middleware() {

@@ -43,7 +43,9 @@ func LogMetadata(keys ...string) LoggingOption {
 // (slog.Default() when nil): "gossip: event handled" at Debug level on
 // success, "gossip: handler failed" at Warn level on an error, or at Error
 // level on a permanent error or a *gossip.PanicError. Attributes: id, type,
-// source, attempt, group, duration, error (on failure) and, when ctx carries
+// source, attempt, group, correlation_id (Event.CorrelationID), causation_id
+// (Event.CausationID, when the event has one), duration, error (on
+// failure) and, when ctx carries
 // a valid OpenTelemetry span context, trace_id and span_id. The payload and
 // the metadata are not logged (see LogMetadata).
 //
@@ -75,15 +77,19 @@ func Logging(logger *slog.Logger, opts ...LoggingOption) gossip.Middleware {
 			if !logger.Enabled(ctx, level) {
 				return err
 			}
-			attrs := make([]slog.Attr, 0, 10+len(cfg.metadata))
+			attrs := make([]slog.Attr, 0, 12+len(cfg.metadata))
 			attrs = append(attrs,
 				slog.String("id", e.ID),
 				slog.String("type", string(e.Type)),
 				slog.String("source", e.Source),
 				slog.Int("attempt", e.Attempt()),
 				slog.String("group", e.Group()),
+				slog.String("correlation_id", e.CorrelationID()),
 				slog.Duration("duration", time.Since(start)),
 			)
+			if c := e.CausationID(); c != "" {
+				attrs = append(attrs, slog.String("causation_id", c))
+			}
 			if err != nil {
 				attrs = append(attrs, slog.String("error", err.Error()))
 			}

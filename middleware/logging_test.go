@@ -57,6 +57,8 @@ func TestLoggingLogsOutcomeAtLevel(t *testing.T) {
 			assert.Equal(t, "checkout", l["source"])
 			assert.EqualValues(t, 0, l["attempt"], "an event that was not delivered has attempt 0")
 			assert.Equal(t, "", l["group"])
+			assert.Equal(t, e.ID, l["correlation_id"], "an event without a correlation is its own")
+			assert.NotContains(t, l, "causation_id", "and has no cause")
 			assert.Contains(t, l, "duration")
 			if tc.err != nil {
 				assert.Equal(t, tc.err.Error(), l["error"])
@@ -67,6 +69,17 @@ func TestLoggingLogsOutcomeAtLevel(t *testing.T) {
 			assert.NotContains(t, l, "span_id")
 		})
 	}
+}
+
+func TestLoggingShowsCorrelationAndCausation(t *testing.T) {
+	var buf bytes.Buffer
+	e := gossip.NewEvent("orders.shipped", nil).
+		WithMetadata(gossip.MetaCorrelationID, "corr-1").WithMetadata(gossip.MetaCausationID, "cause-2")
+	require.NoError(t, middleware.Logging(debugLogger(&buf))(returning(nil))(context.Background(), e))
+	lines := logLines(t, &buf)
+	require.Len(t, lines, 1)
+	assert.Equal(t, "corr-1", lines[0]["correlation_id"])
+	assert.Equal(t, "cause-2", lines[0]["causation_id"])
 }
 
 func TestLoggingAddsTraceAndSpanIDFromSpanContext(t *testing.T) {

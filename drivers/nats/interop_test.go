@@ -37,7 +37,7 @@ func TestInteropPlainSubscriberReadsCloudEventHeaders(t *testing.T) {
 
 	ev := gossip.NewEvent("user.created", signup{Email: "a@example.com"}).
 		WithMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").
-		WithMetadata("tenant", "acme")
+		WithMetadata("tenant", "acme").WithKey("order-7")
 	require.NoError(t, bus.Publish(context.Background(), ev))
 	m := recv(t, got, 5*time.Second, "the plain subscriber's message")
 	assert.Equal(t, "1.0", m.Header.Get("ce-specversion"))
@@ -50,6 +50,7 @@ func TestInteropPlainSubscriberReadsCloudEventHeaders(t *testing.T) {
 	assert.Equal(t, "application/json", m.Header.Get("content-type"))
 	assert.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", m.Header.Get("traceparent"))
 	assert.Equal(t, "acme", m.Header.Get("ce-tenant"))
+	assert.Equal(t, "order-7", m.Header.Get("ce-partitionkey"), "the ordering key is the partitionkey extension")
 	assert.Equal(t, "user.created:"+ev.ID, m.Header.Get("Nats-Msg-Id"))
 	var body signup
 	require.NoError(t, json.Unmarshal(m.Data, &body))

@@ -87,7 +87,7 @@ func TestStreamEntryFormat(t *testing.T) {
 	bus := newBus(t, testURL, ns)
 	e := gossip.NewEvent("format.user.created", map[string]string{"name": "ada"}).
 		WithMetadata("tenant", "acme").WithMetadata("Tenant-ID", "7").
-		WithMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+		WithMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").WithKey("order-7")
 	require.NoError(t, bus.Publish(context.Background(), e))
 
 	rc := plainClient(t)
@@ -103,6 +103,7 @@ func TestStreamEntryFormat(t *testing.T) {
 	assert.Equal(t, "application/json", v["content-type"])
 	assert.Equal(t, "acme", v["ce-tenant"], "an extension name is an extension attribute")
 	assert.Equal(t, "7", v["meta-Tenant-ID"], "another key is meta-<key>")
+	assert.Equal(t, "order-7", v["ce-partitionkey"], "the ordering key is the partitionkey extension")
 	assert.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", v["traceparent"])
 	assert.JSONEq(t, `{"name":"ada"}`, v["data"].(string))
 
@@ -167,7 +168,7 @@ func TestPubSubPayloadFormat(t *testing.T) {
 	defer ps.Close()
 	_, err := ps.Receive(context.Background())
 	require.NoError(t, err)
-	e := gossip.NewEvent("format.ping", []int{1, 2}).WithMetadata("with space", "x").WithMetadata("tenant", "acme")
+	e := gossip.NewEvent("format.ping", []int{1, 2}).WithMetadata("with space", "x").WithMetadata("tenant", "acme").WithKey("order-7")
 	require.NoError(t, bus.Publish(context.Background(), e))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -181,6 +182,7 @@ func TestPubSubPayloadFormat(t *testing.T) {
 	assert.Equal(t, "application/json", ce["datacontenttype"])
 	assert.Equal(t, []any{1.0, 2.0}, ce["data"])
 	assert.Equal(t, "acme", ce["tenant"], "an extension name is an extension attribute")
+	assert.Equal(t, "order-7", ce["partitionkey"], "the ordering key is the partitionkey extension")
 	assert.Equal(t, `{"with space":"x"}`, ce["gossipmetadata"], "other keys: the JSON text of an object")
 }
 

@@ -363,5 +363,9 @@ func (s *suite) tests() []testCase {
 		{"UndecodableWireBytes", s.testUndecodableWireBytes},
 		{"Idempotency", s.testIdempotency},
 		{"Exclusive", s.testExclusive},
+		{"KeyOrder", s.testKeyOrder},
+		{"KeyRetryBlocksOnlyItsKey", s.testKeyRetryBlocksOnlyItsKey},
+		{"KeyDeadLetterReleasesKey", s.testKeyDeadLetterReleases},
+		{"CorrelationFollowsChain", s.testCorrelationFollowsChain},
 	}
 }

@@ -280,7 +280,8 @@ func TestSDKReadsWhatGossipPublishes(t *testing.T) {
 				WithMetadata("tenant", "acme").
 				WithMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").
 				WithMetadata("Tenant-ID", "7").
-				WithMetadata("id", "not the event's")
+				WithMetadata("id", "not the event's").
+				WithKey("order-7").WithMetadata(gossip.MetaCorrelationID, "c-1")
 			require.NoError(t, bus.Publish(context.Background(), ev))
 
 			e := next()
@@ -294,6 +295,8 @@ func TestSDKReadsWhatGossipPublishes(t *testing.T) {
 			assert.JSONEq(t, `{"email":"a@example.com"}`, string(e.Data()))
 			ext := e.Extensions()
 			assert.Equal(t, "acme", ext["tenant"], "an extension name is an extension attribute")
+			assert.Equal(t, "order-7", ext["partitionkey"], "the ordering key is the partitionkey extension")
+			assert.Equal(t, "c-1", ext["correlationid"], "the correlation extension")
 			if m.name == "redis pubsub" {
 				assert.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ext["traceparent"])
 				s, ok := ext["gossipmetadata"].(string)
@@ -377,7 +380,7 @@ func TestGossipReadsWhatTheSDKSends(t *testing.T) {
 					assert.Equal(t, "/billing/sdk-go", h.Source, name)
 					assert.True(t, h.Timestamp.Equal(at), "%s: time %v", name, h.Timestamp)
 					assert.Equal(t, "acme", h.Metadata["tenant"], name)
-					assert.Equal(t, "p7", h.Metadata["partitionkey"], name)
+					assert.Equal(t, "p7", h.Key(), name)
 					if foreign {
 						assert.Equal(t, "com.example.user.signup", h.Metadata[cloudevents.MetaForeignType], name)
 						var s string
