@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/gossipbus/gossip/gossip"
 )
@@ -119,4 +120,43 @@ func ExampleEvent_CorrelationID() {
 	// Output:
 	// correlation is the order: true
 	// caused by the order: true
+}
+
+// Two services' members of one group, one active at a time: the first holds
+// the group's lease and handles its events; the second stands by and takes
+// over when the first leaves. With OrderedByKey this keeps per-key order
+// across several processes.
+func ExampleExclusive() {
+	// Two buses on one named broker stand for two processes.
+	first, _ := gossip.NewEventBus(&gossip.Config{Driver: "memory://billing-example"})
+	second, _ := gossip.NewEventBus(&gossip.Config{Driver: "memory://billing-example"})
+	defer second.Shutdown(context.Background())
+
+	handled := make(chan string, 2)
+	member := func(name string) gossip.Handler {
+		return func(ctx context.Context, e *gossip.Event) error {
+			handled <- name + " handled " + e.Key()
+			return nil
+		}
+	}
+	opts := []gossip.SubscribeOption{gossip.Group("billing"), gossip.OrderedByKey(), gossip.Exclusive(time.Second)}
+	a, _ := first.Subscribe("invoice.due", member("first"), opts...)
+	b, _ := second.Subscribe("invoice.due", member("second"), opts...)
+	fmt.Println("first active:", a.Active(), "second active:", b.Active())
+
+	_ = first.Publish(context.Background(), gossip.NewEvent("invoice.due", nil).WithKey("customer-1"))
+	fmt.Println(<-handled)
+
+	_ = first.Shutdown(context.Background()) // hands the lease over
+	poll := time.NewTicker(10 * time.Millisecond) // the standby bids every lease/3
+	for !b.Active() {
+		<-poll.C
+	}
+	poll.Stop()
+	_ = second.Publish(context.Background(), gossip.NewEvent("invoice.due", nil).WithKey("customer-1"))
+	fmt.Println(<-handled)
+	// Output:
+	// first active: true second active: false
+	// first handled customer-1
+	// second handled customer-1
 }

@@ -55,7 +55,9 @@ func (b *EventBus) subscribeExclusive(ctx context.Context, pattern EventType, sc
 	}
 	termCfg := sc
 	termCfg.exclusive = 0
-	s := newSubscription(b, pattern, sc, handler, nil)
+	shellCfg := sc // the shell runs no workers of its own
+	shellCfg.byKey = false
+	s := newSubscription(b, pattern, shellCfg, handler, nil)
 	s.drops = drops
 	x := &exclusive{
 		s: s, claims: claims,

@@ -97,6 +97,13 @@ func (c *conn) subscribeStreams(ctx context.Context, spec driver.SubscribeSpec, 
 		close(s.ch)
 		close(s.chClosed)
 	}()
+	if s.group != "" {
+		// What members that left handed back, or dead ones left behind, is
+		// older than anything new: take it first, before the readers start,
+		// so that a member taking over a group (an Exclusive handover)
+		// keeps the stream's order.
+		s.claimFrom(streams)
+	}
 	s.addStreams(ctx, streams)
 	if s.ps != nil {
 		s.running.Add(1)

@@ -60,10 +60,13 @@ func (s *streamSub) claimInterval() time.Duration {
 // claim takes over entries of this group idle for at least AckWait (their
 // consumer died or stalled, or handed them back) and sends them with their
 // delivery count. false when the subscription stopped.
-func (s *streamSub) claim() bool {
+func (s *streamSub) claim() bool { return s.claimFrom(s.snapshot()) }
+
+// claimFrom claims the idle entries of streams.
+func (s *streamSub) claimFrom(streams []*stream) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	for _, st := range s.snapshot() {
+	for _, st := range streams {
 		for start := "0-0"; ; {
 			free := int64(cap(s.ch) - len(s.ch))
 			if free <= 0 || s.ctx.Err() != nil {
