@@ -147,7 +147,7 @@ func ExampleExclusive() {
 	_ = first.Publish(context.Background(), gossip.NewEvent("invoice.due", nil).WithKey("customer-1"))
 	fmt.Println(<-handled)
 
-	_ = first.Shutdown(context.Background()) // hands the lease over
+	_ = first.Shutdown(context.Background())      // hands the lease over
 	poll := time.NewTicker(10 * time.Millisecond) // the standby bids every lease/3
 	for !b.Active() {
 		<-poll.C
