@@ -177,6 +177,7 @@ type jsSub struct {
 	aborting  context.Context // cancelled by Close: end the pull at once
 	abort     context.CancelFunc
 	pulled    chan struct{} // closed when the pull goroutine has ended (and ch with it)
+	returned  []jetstream.Msg // pulled after Stop; given back when the pull ends
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -259,6 +260,13 @@ func (s *jsSub) Deliveries() <-chan driver.Delivery { return s.ch }
 func (s *jsSub) pullLoop() {
 	defer close(s.pulled)
 	defer close(s.ch)
+	defer func() { // before Stop returns: the server has them back
+		ctx, cancel := context.WithTimeout(s.aborting, ackTimeout)
+		defer cancel()
+		if err := s.giveBack(ctx, s.returned); err != nil {
+			s.c.cfg.logger.Debug("nats: giving back messages pulled after Stop", "consumer", s.name, "error", err)
+		}
+	}()
 	for failures := 1; ; failures++ {
 		got, err := s.pullUntilError()
 		if s.stopping.Err() != nil {
@@ -360,7 +368,56 @@ func (s *jsSub) handOver(msg jetstream.Msg) {
 		case <-s.stopping.Done():
 		}
 	}
-	_ = msg.Nak()
+	s.returned = append(s.returned, msg)
+}
+
+// nakBody is JetStream's negative acknowledgement: redeliver at once.
+var nakBody = []byte("-NAK")
+
+// giveBack naks msgs and returns once the server has processed every nak:
+// each is sent as a request, which the server answers after it put the
+// message back in its redelivery queue. A member taking over the group
+// right after (an Exclusive handover) then gets them before newer
+// messages.
+func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	nc := s.c.nc
+	inbox := nc.NewRespInbox()
+	replies, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return settleEach2(msgs, jetstream.Msg.Nak, err)
+	}
+	defer replies.Unsubscribe()
+	sent := 0
+	var errs []error
+	for _, m := range msgs {
+		if err := nc.PublishRequest(m.Reply(), inbox, nakBody); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sent++
+	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	for range sent {
+		if _, err := replies.NextMsgWithContext(ctx); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("nats: waiting for the server to take back %d messages: %w", sent, err))...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// settleEach2 settles msgs one by one after err made the batch way fail.
+func settleEach2(msgs []jetstream.Msg, settle func(jetstream.Msg) error, err error) error {
+	errs := []error{err}
+	for _, m := range msgs {
+		if err := settle(m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // settleEach calls settle with the JetStream message of every delivery and
@@ -405,9 +462,19 @@ func (s *jsSub) KeepAlive(_ context.Context, ds []driver.Delivery) error {
 }
 
 // Release gives deliveries that were never started back to the server at
-// once, for another member.
-func (s *jsSub) Release(_ context.Context, ds []driver.Delivery) error {
-	return settleEach(ds, jetstream.Msg.Nak)
+// once, for another member, and returns once the server has them.
+func (s *jsSub) Release(ctx context.Context, ds []driver.Delivery) error {
+	msgs := make([]jetstream.Msg, 0, len(ds))
+	var errs []error
+	for _, d := range ds {
+		msg, ok := d.Token.(jetstream.Msg)
+		if !ok {
+			errs = append(errs, errors.New("nats: a delivery this subscription did not make"))
+			continue
+		}
+		msgs = append(msgs, msg)
+	}
+	return errors.Join(append(errs, s.giveBack(ctx, msgs))...)
 }
 
 // Stop ends the pull: the server is told to send nothing more, and what
