@@ -247,8 +247,8 @@ func subscribeShipping(ctx context.Context, bus *gossip.EventBus, orderID string
 		}
 		return nil
 	})
-	h := gossip.Chain(reportDrops(dropped), middleware.Idempotent(store, middleware.IdempotencyOptions{}))(ship)
-	_, err = bus.Subscribe(orderPlaced, h, gossip.Group("shipping_service"))
+	_, err = bus.Subscribe(orderPlaced, ship, gossip.Group("shipping_service"),
+		gossip.WithMiddleware(reportDrops(dropped), middleware.Idempotent(store, middleware.IdempotencyOptions{})))
 	return err
 }
 
