@@ -19,18 +19,23 @@ type userCreated struct {
 
 const typeUserCreated gossip.EventType = "user_service.user.created"
 
-// Committed rows reach a consumer once each, with the ID, type, source,
-// time, metadata and payload bytes they were written with; rows of a
-// rolled-back transaction never go out. On every database and transport.
+// Committed rows are handled once each downstream, by a consumer behind
+// the idempotency middleware on a claim store of the transport, with the
+// ID, type, source, time, metadata and payload bytes they were written
+// with; rows of a rolled-back transaction never go out. The first relay
+// stops dead after publishing its first batch, before marking it sent: the
+// next relay takes the rows over when its lease ends and sends them again,
+// the transport delivers those copies (counted outside the middleware),
+// and the handler still runs once per ID. On every database and transport.
 func TestCommittedEventsAreHandledOnceRolledBackNever(t *testing.T) {
 	for _, db := range databases {
 		for _, tr := range transports {
 			t.Run(db.name+"/"+tr.name, func(t *testing.T) {
 				o := newOutbox(t, openDB(t, db.dsn(t)))
-				url := tr.url(t)
+				url := shortDedup(tr, tr.url(t))
 				consumerBus := newBus(t, url, gossip.Config{Source: "consumer"})
 				c := newConsumer()
-				_, err := consumerBus.Subscribe("user_service.>", c.handle, gossip.Group("audit"), gossip.Workers(1))
+				_, err := consumerBus.Subscribe("user_service.>", c.idempotent(t, consumerBus), gossip.Group("audit"), gossip.Workers(1))
 				require.NoError(t, err)
 
 				rolledBack := []*gossip.Event{gossip.NewEvent(typeUserCreated, userCreated{ID: -1})}
@@ -47,13 +52,44 @@ func TestCommittedEventsAreHandledOnceRolledBackNever(t *testing.T) {
 				write(t, o, false, gossip.NewEvent(typeUserCreated, userCreated{ID: -2}))
 				write(t, o, true, committed[5:]...)
 
+				// The first relay publishes a batch and then hangs as if dead:
+				// it holds the rows' lease and never marks them sent.
 				relayBus := newBus(t, url, gossip.Config{Source: "relay"})
+				dead := newRelay(t, o, relayBus, outbox.RelayOptions{BatchSize: 4, Lease: time.Second, PublishTimeout: 250 * time.Millisecond})
+				firstBatch := make(chan []string, 1)
+				hang := make(chan struct{})
+				outbox.SetAfterPublish(dead, func(ids []string) {
+					select {
+					case firstBatch <- ids:
+						<-hang
+					default:
+					}
+				})
+				runRelay(t, dead)
+				t.Cleanup(func() { close(hang) }) // before runRelay's cleanup stops it
+				var resent []string
+				select {
+				case resent = <-firstBatch:
+				case <-time.After(waitLimit):
+					t.Fatal("the first relay published nothing")
+				}
+				require.Equal(t, ids(committed[:4]), resent)
+
 				runRelay(t, newRelay(t, o, relayBus, outbox.RelayOptions{BatchSize: 4}))
 				c.waitFor(t, ids(committed)...)
+				for _, id := range resent {
+					c.waitDelivered(t, id, 2)
+				}
+				eventuallyPending(t, o, 0)
 
-				for _, want := range committed {
+				for i, want := range committed {
 					got := c.get(want.ID)
-					assert.Equal(t, 1, c.count(want.ID), "deliveries of %s", want.ID)
+					deliveries := 1
+					if i < len(resent) {
+						deliveries = 2
+					}
+					assert.Equal(t, deliveries, c.count(want.ID), "deliveries of %s", want.ID)
+					assert.Equal(t, 1, c.ran(want.ID), "handler runs for %s", want.ID)
 					assert.Equal(t, want.Type, got.Type)
 					assert.Equal(t, "outbox-test", got.Source, "the outbox's Source, not the relay bus's")
 					assert.True(t, want.Timestamp.Equal(got.Timestamp), "timestamp %v, want %v", got.Timestamp, want.Timestamp)

@@ -22,7 +22,9 @@
 // them with their original IDs and marks them sent only once Publish
 // returned nil (the transport holds them). Delivery is at least once: a
 // relay that dies between the two re-sends the rows with the same IDs,
-// which JetStream's duplicate window and idempotent consumers drop.
+// which JetStream's duplicate window drops, and which a consumer whose
+// handler runs behind middleware.Idempotent (on a claim store of its bus,
+// EventBus.Claims) acks without running the handler again.
 //
 // Rows with the same ordering key (metadata KeyMetadata, "partitionkey";
 // else the event type) are relayed in the order they were written, also

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // TestMain lets the test run this program: the test binary, started again
@@ -20,12 +21,14 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // The example's story on a fresh machine (SQLite in a temporary
 // directory, the memory bus): the order service is killed after its
-// commit, and after its restart the event is handled, once.
+// commit; after its restart the event is handled, the relay dies before
+// marking it sent, the next relay sends it again, and the idempotency
+// middleware drops the copy: shipped once.
 func TestKilledServiceEventGoesOutOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -37,9 +40,11 @@ func TestKilledServiceEventGoesOutOnce(t *testing.T) {
 		"[order_service]    killed (SIGKILL) after the commit, before its relay published",
 		": 1 row; outbox: 1 event pending",
 		"[shipping_service] shipping a teapot for order o-",
-		"[database]         outbox: 0 events pending: the order's event went out once",
+		"the service died before marking it sent",
+		"delivered again: dropped by the idempotency middleware, not shipped twice",
+		"[database]         outbox: 0 events pending: event ",
+		" was delivered twice and handled once",
 	} {
 		assert.Equal(t, 1, strings.Count(string(out), line), "once: %q in\n%s", line, out)
 	}
-	assert.NotContains(t, string(out), "duplicate")
 }
