@@ -176,7 +176,7 @@ type jsSub struct {
 	stop      context.CancelFunc
 	aborting  context.Context // cancelled by Close: end the pull at once
 	abort     context.CancelFunc
-	pulled    chan struct{} // closed when the pull goroutine has ended (and ch with it)
+	pulled    chan struct{}   // closed when the pull goroutine has ended (and ch with it)
 	returned  []jetstream.Msg // pulled after Stop; given back when the pull ends
 	closeOnce sync.Once
 	closeErr  error
