@@ -16,6 +16,6 @@ func TestConformance(t *testing.T) {
 		Config: func(t testing.TB, ns string) gossip.Config {
 			return gossip.Config{Driver: "memory://" + ns}
 		},
-		Capabilities: drivertest.Capabilities{Groups: true},
+		Capabilities: drivertest.Capabilities{Groups: true, HandbackInOrder: true},
 	})
 }

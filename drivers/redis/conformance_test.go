@@ -19,7 +19,7 @@ import (
 
 func TestConformanceStreams(t *testing.T) {
 	requireRedis(t)
-	h := harness(testURL, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true})
+	h := harness(testURL, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true, HandbackInOrder: true})
 	h.PutRaw = putRaw(testURL, false)
 	drivertest.Run(t, h)
 }
@@ -71,7 +71,7 @@ func TestConformanceCluster(t *testing.T) {
 		t.Skip("-short: skipping the three-node Cluster (it starts three redis-servers)")
 	}
 	base := startCluster(t)
-	h := harness(base, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true})
+	h := harness(base, drivertest.Capabilities{Groups: true, Durable: true, Encodes: true, HandbackInOrder: true})
 	h.PutRaw = putRaw(base, false)
 	drivertest.Run(t, h)
 }

@@ -42,6 +42,13 @@ type Capabilities struct {
 	// reach it on return, and acknowledged events are not seen again
 	// (Redis Streams, JetStream).
 	Durable bool
+	// HandbackInOrder: a member that joins a group is given what members
+	// that left handed back before anything newer (Redis Streams claims it
+	// before it reads; the in-process transports keep one queue). Without
+	// it (JetStream) a handed-back event may come after newer ones, or only
+	// after AckWait: Exclusive handovers then keep every event, not per-key
+	// order.
+	HandbackInOrder bool
 	// Encodes: events cross a wire encoded, so Config.MaxEventSize applies
 	// (every transport but memory).
 	Encodes bool

@@ -261,8 +261,14 @@ func (s *suite) testExclusiveKeyOrder(t *testing.T) {
 	l := newKeyLog()
 	handledBy := make([]atomic.Int64, 3)
 	subs := make([]*gossip.Subscription, 3)
+	strict := s.h.HandbackInOrder || !s.h.Durable
 	for i := range subs {
-		b := e.bus(func(c *gossip.Config) { c.BufferSize = keys * each })
+		b := e.bus(func(c *gossip.Config) {
+			c.BufferSize = keys * each
+			if !strict { // what comes back only after AckWait comes soon
+				c.AckWait = time.Second
+			}
+		})
 		subs[i] = e.subscribe(b, typ, func(ctx context.Context, ev *gossip.Event) error {
 			var seq int
 			if err := ev.Decode(&seq); err != nil {
@@ -302,18 +308,25 @@ func (s *suite) testExclusiveKeyOrder(t *testing.T) {
 		waitActive(t, subs[1:], s.h.Timeout)
 	}
 	handledFirst := handledBy[0].Load()
-	l.wait(t, keys*each-(keys*each/2-handledFirst)*boolInt(!s.h.Durable), 4*s.h.Timeout)
 	want := make([]int, 0, each)
 	for seq := range each {
 		want = append(want, seq)
 	}
+	if strict {
+		l.wait(t, keys*each-(keys*each/2-handledFirst)*boolInt(!s.h.Durable), 4*s.h.Timeout)
+	} else {
+		l.waitAll(t, keys, want, 4*s.h.Timeout)
+	}
 	for k := range keys {
 		key := fmt.Sprintf("k%d", k)
 		got := l.handled(key)
-		if s.h.Durable {
-			require.Equal(t, want, got, "key %s: handled out of publish order across the handover", key)
-		} else {
+		switch {
+		case !s.h.Durable:
 			require.IsIncreasing(t, got, "key %s: handled out of publish order", key)
+		case strict:
+			require.Equal(t, want, got, "key %s: handled out of publish order across the handover", key)
+		default: // every event, perhaps out of order or twice around the handover
+			require.Subset(t, got, want, "key %s: an event was lost in the handover", key)
 		}
 	}
 	assert.Empty(t, l.overlaps, "events of one key ran at once")

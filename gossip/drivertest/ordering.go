@@ -76,6 +76,38 @@ func (l *keyLog) wait(t *testing.T, n int64, timeout time.Duration) {
 	}
 }
 
+// waitAll waits until every key k0..k(keys-1) had every seq of want
+// handled.
+func (l *keyLog) waitAll(t *testing.T, keys int, want []int, timeout time.Duration) {
+	t.Helper()
+	missing := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		n := 0
+		for k := range keys {
+			seen := map[int]bool{}
+			for _, seq := range l.seqs[fmt.Sprintf("k%d", k)] {
+				seen[seq] = true
+			}
+			for _, seq := range want {
+				if !seen[seq] {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for missing() > 0 {
+		select {
+		case <-l.signal:
+		case <-deadline.C:
+			require.FailNowf(t, "timed out", "waited %v; %d keyed events not handled", timeout, missing())
+		}
+	}
+}
+
 func (l *keyLog) handled(key string) []int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
