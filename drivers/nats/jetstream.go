@@ -359,7 +359,9 @@ func (s *jsSub) handOver(msg jetstream.Msg) {
 	if s.stopping.Err() == nil {
 		m, err := s.c.decode(msg.Subject(), msg.Headers(), msg.Data())
 		d := driver.Delivery{Message: m, Err: err, Attempt: 1, Token: msg}
-		if md, err := msg.Metadata(); err == nil {
+		if n, ok := numDelivered(msg.Reply()); ok {
+			d.Attempt = n
+		} else if md, err := msg.Metadata(); err == nil {
 			d.Attempt = int(md.NumDelivered)
 		}
 		select {
@@ -511,4 +513,42 @@ func (s *jsSub) Close(ctx context.Context) error {
 		}
 	})
 	return s.closeErr
+}
+
+// numDelivered reads the delivery count from the reply subject of a
+// JetStream message, without the allocation of Msg.Metadata:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>, or
+// (newer servers) $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.
+// <delivered>. ... with 11 tokens or more. ok is false for any other
+// subject; the caller asks Metadata then.
+func numDelivered(reply string) (n int, ok bool) {
+	const prefix = "$JS.ACK."
+	if !strings.HasPrefix(reply, prefix) {
+		return 0, false
+	}
+	var pos int // the token, counted from 0 at $JS, that holds the count
+	switch tokens := strings.Count(reply, ".") + 1; {
+	case tokens == 9:
+		pos = 4
+	case tokens >= 11:
+		pos = 6
+	default:
+		return 0, false
+	}
+	rest := reply
+	for range pos {
+		rest = rest[strings.IndexByte(rest, '.')+1:]
+	}
+	tok, _, _ := strings.Cut(rest, ".")
+	if tok == "" || len(tok) > 9 {
+		return 0, false
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c < '0' || c > '9' {
+			return 0, false
+		} else {
+			n = 10*n + int(c-'0')
+		}
+	}
+	return n, true
 }

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -101,17 +102,18 @@ func BenchmarkDelivery(b *testing.B) {
 		if err := c.Publish(ctx, msgs); err != nil {
 			b.Fatal(err)
 		}
-		s := benchStreamSub(c, "", n)
+		s, rc := benchStreamSub(b, c, "", n)
+		var buf bytes.Buffer
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		b.ReportAllocs()
 		start := cpuTime()
 		for b.Loop() {
 			st.lastID = "0" // the same 100 entries every time
-			res, err := s.fetch(c.client, []*stream{st})
+			res, err := s.fetch(rc, []*stream{st}, &buf)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !s.sendRead(res, []*stream{st}) || len(s.ch) != n {
+			if !s.sendRead(res) || len(s.ch) != n {
 				b.Fatalf("%d deliveries", len(s.ch))
 			}
 			drain(b, s.ch)
@@ -121,7 +123,8 @@ func BenchmarkDelivery(b *testing.B) {
 	b.Run("streams/group_ack", func(b *testing.B) {
 		c := benchConn(b, Streams)
 		msgs := benchBatch(n)
-		s := benchStreamSub(c, "bench", n)
+		s, rc := benchStreamSub(b, c, "bench", n)
+		var buf bytes.Buffer
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		if _, err := s.position(ctx, []*stream{st}, "$"); err != nil {
 			b.Fatal(err)
@@ -137,11 +140,11 @@ func BenchmarkDelivery(b *testing.B) {
 			}
 			b.StartTimer()
 			start := cpuTime()
-			res, err := s.fetch(c.client, []*stream{st})
+			res, err := s.fetch(rc, []*stream{st}, &buf)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !s.sendRead(res, []*stream{st}) || len(s.ch) != n {
+			if !s.sendRead(res) || len(s.ch) != n {
 				b.Fatalf("%d deliveries", len(s.ch))
 			}
 			ds = ds[:0]
@@ -182,11 +185,14 @@ func BenchmarkDelivery(b *testing.B) {
 }
 
 // benchStreamSub is a Streams subscription with no goroutines, for a
-// benchmark to call fetch and sendRead itself.
-func benchStreamSub(c *conn, group string, buffer int) *streamSub {
+// benchmark to call fetch and sendRead itself, and the client of its reads:
+// a reader's own, as read makes it.
+func benchStreamSub(b *testing.B, c *conn, group string, buffer int) (*streamSub, *goredis.Client) {
 	s := &streamSub{c: c, group: group, consumer: "bench", ch: make(chan driver.Delivery, buffer), startID: "0"}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	return s
+	rc := s.readerClient(&reader{}, c.client.(*goredis.Client))
+	b.Cleanup(func() { _ = rc.Close() })
+	return s, rc
 }
 
 func drain(b *testing.B, ch chan driver.Delivery) {

@@ -117,7 +117,8 @@ func (s *streamSub) sendClaimed(ctx context.Context, st *stream, msgs []goredis.
 		if p, err := counts[i].Result(); err == nil && len(p) == 1 {
 			attempt = int(p[0].RetryCount)
 		}
-		ds = append(ds, s.delivery(st, m, attempt, &tokens[i]))
+		msg, err := decodeEntry(st.typ, m.Values)
+		ds = append(ds, s.delivery(st, m.ID, msg, err, attempt, &tokens[i]))
 	}
 	return s.sendAll(ds)
 }

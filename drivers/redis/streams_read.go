@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,16 @@ func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 func (s *streamSub) readerClient(r *reader, node *goredis.Client) *goredis.Client {
 	o := *node.Options()
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 1
+	// o holds node's settings as go-redis normalized them; NewClient
+	// normalizes again, so "none" goes back as the value that says it.
+	switch {
+	case o.ReadTimeout == 0: // no timeout
+		o.ReadTimeout = -1
+	case o.ReadTimeout < 0: // no deadline set
+		o.ReadTimeout = -2
+	case o.ReadTimeout < s.c.opts.block+readMargin: // reads wait out Block (rawReads)
+		o.ReadTimeout = s.c.opts.block + readMargin
+	}
 	onConnect := o.OnConnect
 	o.OnConnect = func(ctx context.Context, cn *goredis.Conn) error {
 		if onConnect != nil {
@@ -109,6 +120,7 @@ func (s *streamSub) read(r *reader) {
 		}
 	}()
 	failures := 0
+	var buf bytes.Buffer // the reply of a read
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
 		streams := slices.Clone(r.streams)
@@ -124,7 +136,7 @@ func (s *streamSub) read(r *reader) {
 			t.Stop()
 			continue
 		}
-		res, err := s.fetch(cmd, streams)
+		res, err := s.fetch(cmd, streams, &buf)
 		switch {
 		case errors.Is(err, goredis.Nil):
 			failures = 0
@@ -161,7 +173,7 @@ func (s *streamSub) read(r *reader) {
 			}
 		default:
 			failures = 0
-			if !s.sendRead(res, streams) {
+			if !s.sendRead(res) {
 				return
 			}
 		}
@@ -172,8 +184,39 @@ func (s *streamSub) read(r *reader) {
 // entries as Deliveries has room for, waiting up to Block. The read is not
 // cancelled by Stop (a reply cut off would leave its entries pending to
 // this member): Stop interrupts it with CLIENT UNBLOCK.
-func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream) ([]goredis.XStream, error) {
+//
+// On a reader's own client (see rawReads) the reply is read as RESP bytes
+// into buf, the reader's (nothing returned refers to it), and parsed by
+// parseRead; on any other client go-redis parses it.
+func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, buf *bytes.Buffer) ([]readEntries, error) {
 	count := max(int64(cap(s.ch)-len(s.ch)), 1)
+	if c, ok := cmd.(*goredis.Client); ok && s.rawReads(c) {
+		args := make([]any, 0, 10+2*len(streams))
+		if s.group == "" {
+			args = append(args, "xread")
+		} else {
+			args = append(args, "xreadgroup", "group", s.group, s.consumer)
+		}
+		args = append(args, "count", count, "block", s.c.opts.block.Milliseconds(), "streams")
+		for _, st := range streams {
+			args = append(args, st.key)
+		}
+		for _, st := range streams {
+			if s.group != "" {
+				args = append(args, ">") // what no member has read yet
+			} else {
+				args = append(args, st.lastID)
+			}
+		}
+		buf.Reset()
+		if buf.Cap() > maxReadBuffer {
+			*buf = bytes.Buffer{} // not kept after a large reply
+		}
+		if err := c.Process(context.Background(), goredis.NewRawWriteToCmd(context.Background(), buf, args...)); err != nil {
+			return nil, err
+		}
+		return parseRead(buf.Bytes(), streams)
+	}
 	args := make([]string, 2*len(streams)) // the keys, then the IDs to read after
 	for i, st := range streams {
 		args[i], args[len(streams)+i] = st.key, st.lastID
@@ -181,57 +224,105 @@ func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream) ([]goredis.XSt
 			args[len(streams)+i] = ">" // what no member has read yet
 		}
 	}
+	var res []goredis.XStream
+	var err error
 	if s.group == "" {
-		return cmd.XRead(context.Background(), &goredis.XReadArgs{
+		res, err = cmd.XRead(context.Background(), &goredis.XReadArgs{
 			Streams: args, Count: count, Block: s.c.opts.block,
 		}).Result()
+	} else {
+		res, err = cmd.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
+			Group: s.group, Consumer: s.consumer, Streams: args, Count: count, Block: s.c.opts.block,
+		}).Result()
 	}
-	return cmd.XReadGroup(context.Background(), &goredis.XReadGroupArgs{
-		Group: s.group, Consumer: s.consumer, Streams: args, Count: count, Block: s.c.opts.block,
-	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]readEntries, 0, len(res))
+	for _, xs := range res {
+		i := slices.IndexFunc(streams, func(st *stream) bool { return st.key == xs.Stream })
+		if i < 0 {
+			continue
+		}
+		re := readEntries{st: streams[i], entries: make([]readEntry, len(xs.Messages))}
+		for j, msg := range xs.Messages {
+			re.entries[j] = readEntryOf(msg)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// rawReads reports whether a read on c can be sent as a raw command: c
+// must not time out before the read's Block is over, as go-redis's own
+// XREAD would not (it waits Block and 10 s more). A reader's own client
+// is made so (readerClient).
+func (s *streamSub) rawReads(c *goredis.Client) bool {
+	t := c.Options().ReadTimeout
+	return t <= 0 || t >= s.c.opts.block+readMargin
+}
+
+// maxReadBuffer is the largest reply buffer a reader keeps for the next
+// read.
+const maxReadBuffer = 1 << 20
+
+// readMargin is how much longer than Block a reader waits for a read's
+// reply, as go-redis does for a blocking command.
+const readMargin = 10 * time.Second
+
+// readEntryOf is a go-redis entry as a readEntry.
+func readEntryOf(msg goredis.XMessage) readEntry {
+	e := readEntry{id: msg.ID, fields: make([]string, 0, 2*len(msg.Values))}
+	for k, v := range msg.Values {
+		if s, ok := v.(string); ok {
+			if k == fieldData {
+				e.data = []byte(s)
+			} else {
+				e.fields = append(e.fields, k, s)
+			}
+		}
+	}
+	return e
 }
 
 // sendRead sends what one read returned; false when the subscription
 // stopped first.
-func (s *streamSub) sendRead(res []goredis.XStream, streams []*stream) bool {
+func (s *streamSub) sendRead(res []readEntries) bool {
 	n := 0
-	for _, xs := range res {
-		n += len(xs.Messages)
+	for _, re := range res {
+		n += len(re.entries)
 	}
 	ds := make([]driver.Delivery, 0, n)
 	var tokens []entry // a group member's Tokens
 	if s.group != "" {
 		tokens = make([]entry, n)
 	}
-	for _, xs := range res {
-		i := slices.IndexFunc(streams, func(st *stream) bool { return st.key == xs.Stream })
-		if i < 0 {
-			continue
-		}
-		for _, msg := range xs.Messages {
-			streams[i].lastID = msg.ID
+	for _, re := range res {
+		for _, e := range re.entries {
+			re.st.lastID = e.id
 			var tok *entry
 			if tokens != nil {
 				tok = &tokens[len(ds)]
 			}
-			ds = append(ds, s.delivery(streams[i], msg, 1, tok))
+			m, err := decodeFields(re.st.typ, e.fields, e.data)
+			ds = append(ds, s.delivery(re.st, e.id, m, err, 1, tok))
 		}
 	}
 	return s.sendAll(ds)
 }
 
-// delivery turns an entry into a Delivery; a corrupt entry gets Err. A
-// group member's Token is tok, set to the entry: the caller has the tokens
-// of one read in one array, one allocation rather than one per entry.
-func (s *streamSub) delivery(st *stream, msg goredis.XMessage, attempt int, tok *entry) driver.Delivery {
-	m, err := decodeEntry(st.typ, msg.Values)
+// delivery makes the Delivery of entry id decoded as m; a corrupt entry
+// (err) gets Err. A group member's Token is tok, set to the entry: the
+// caller has the tokens of one read in one array, one allocation rather
+// than one per entry.
+func (s *streamSub) delivery(st *stream, id string, m *driver.Message, err error, attempt int, tok *entry) driver.Delivery {
 	d := driver.Delivery{Message: m, Attempt: attempt}
 	if s.group != "" {
-		*tok = entry{st: st, id: msg.ID}
+		*tok = entry{st: st, id: id}
 		d.Token = tok
 	}
 	if err != nil {
-		d.Err = fmt.Errorf("entry %s of stream %s: %w", msg.ID, st.key, err)
+		d.Err = fmt.Errorf("entry %s of stream %s: %w", id, st.key, err)
 	}
 	return d
 }

@@ -62,6 +62,17 @@ func decodeEntry(typ string, values map[string]any) (*driver.Message, error) {
 	return d.Message()
 }
 
+// decodeFields turns the field names and values of a stream entry (name,
+// value, name, value...) and its data field into a message, as
+// decodeEntry does.
+func decodeFields(typ string, fields []string, data []byte) (*driver.Message, error) {
+	d := binding.NewDecoder(typ, data)
+	for i := 0; i+1 < len(fields); i += 2 {
+		d.Add(fields[i], fields[i+1])
+	}
+	return d.Message()
+}
+
 // decodeStructured parses a JSON CloudEvent received on the channel of event
 // type typ.
 func decodeStructured(typ string, payload []byte) (*driver.Message, error) {

@@ -152,8 +152,8 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 		value []byte
 	}
 	var ext []member // the other members, in order
-	ok := json.Valid(payload) && members(payload, func(name string, v []byte) {
-		switch name {
+	ok := json.Valid(payload) && members(payload, func(name, v []byte) {
+		switch string(name) {
 		case "specversion":
 			specversion = v
 		case "id":
@@ -173,8 +173,8 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 		case "gossipmetadata":
 			meta = v
 		default:
-			if !reserved[name] {
-				ext = append(ext, member{name, v})
+			if !reserved[string(name)] {
+				ext = append(ext, member{string(name), v})
 			}
 		}
 	})
@@ -191,8 +191,8 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 	if !utf8.Valid(payload) {
 		p = append(p, "structured mode with JSON that is not valid UTF-8") // encoding/json would change its strings
 	}
-	if v := jsonString(specversion); v != SpecVersion {
-		p = append(p, fmt.Sprintf("specversion %q is not %q", v, SpecVersion))
+	if !jsonIs(specversion, SpecVersion) {
+		p = append(p, fmt.Sprintf("specversion %q is not %q", jsonString(specversion), SpecVersion))
 	}
 	m.ID, m.Source, m.ContentType = jsonString(id), jsonString(source), jsonString(ct)
 	if m.ID == "" {
@@ -228,12 +228,12 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 	}
 	if meta != nil && !isNull(meta) { // an object too: what gossip wrote before
 		strs := true
-		obj := members(meta, func(k string, v []byte) {
+		obj := members(meta, func(k, v []byte) {
 			switch {
 			case v[0] == '"':
-				setMeta(m, k, jsonString(v))
+				setMeta(m, string(k), jsonString(v))
 			case isNull(v): // encoding/json reads null as ""
-				setMeta(m, k, "")
+				setMeta(m, string(k), "")
 			default:
 				strs = false
 			}
@@ -242,7 +242,11 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 			p = append(p, "gossipmetadata is not an object of strings")
 		}
 	}
-	p = checkType(p, b.Strict, "", "", m, jsonString(typ))
+	t := m.Type // the type attribute, most often the transport's
+	if t == "" || !jsonIs(typ, t) {
+		t = jsonString(typ)
+	}
+	p = checkType(p, b.Strict, "", "", m, t)
 	if len(p) > 0 {
 		m.ContentType = "" // the body is the whole document
 	}
@@ -251,10 +255,11 @@ func (b *Binding) structured(m *driver.Message, payload []byte) (*driver.Message
 
 func isNull(v []byte) bool { return string(v) == "null" }
 
-// members calls f with the name and the value's bytes of each member of
-// doc, in order, and reports whether doc is a JSON object. doc must be
-// valid JSON (json.Valid): members scans it without checking it again.
-func members(doc []byte, f func(name string, value []byte)) bool {
+// members calls f with the name (unescaped) and the value's bytes of each
+// member of doc, in order, and reports whether doc is a JSON object. doc
+// must be valid JSON (json.Valid): members scans it without checking it
+// again. A name without escapes is doc's own bytes: f copies what it keeps.
+func members(doc []byte, f func(name, value []byte)) bool {
 	i := skipSpace(doc, 0)
 	if i == len(doc) || doc[i] != '{' {
 		return false
@@ -264,7 +269,10 @@ func members(doc []byte, f func(name string, value []byte)) bool {
 	}
 	for {
 		end := skipString(doc, i)
-		name := jsonString(doc[i:end])
+		name, ok := plainString(doc[i:end])
+		if !ok {
+			name = []byte(jsonString(doc[i:end]))
+		}
 		i = skipSpace(doc, skipSpace(doc, end)+1) // past the ':'
 		end = skipValue(doc, i)
 		f(name, doc[i:end])
@@ -324,14 +332,32 @@ func skipValue(doc []byte, i int) int {
 // jsonString is the string a JSON value holds, or the value's JSON text
 // when it is no string.
 func jsonString(raw json.RawMessage) string {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : n-1])
+	if v, ok := plainString(raw); ok {
+		return string(v)
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return validUTF8(raw)
 	}
 	return s
+}
+
+// plainString returns the text of raw when raw is a JSON string without
+// escapes, in valid UTF-8: its bytes between the quotes, as they are.
+func plainString(raw []byte) ([]byte, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return raw[1 : n-1], true
+	}
+	return nil, false
+}
+
+// jsonIs reports whether the JSON value raw is the string s, without
+// making a string of it when it is a plain one.
+func jsonIs(raw []byte, s string) bool {
+	if v, ok := plainString(raw); ok {
+		return string(v) == s
+	}
+	return jsonString(raw) == s
 }
 
 // validUTF8 is b with each byte that is not UTF-8 made U+FFFD, as
