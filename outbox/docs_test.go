@@ -2,13 +2,12 @@ package outbox_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gossipbus/gossip/internal/snippets"
 )
 
 // TestDocSnippetsRun builds and runs each complete program (a ```go block
@@ -20,14 +19,10 @@ func TestDocSnippetsRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a program per snippet")
 	}
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "outbox.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var programs []string
-	for _, m := range regexp.MustCompile("(?s)```go\n(.*?)```").FindAllSubmatch(doc, -1) {
-		if strings.HasPrefix(string(m[1]), "package main\n") {
-			programs = append(programs, string(m[1]))
+	for _, b := range snippets.Blocks(t, filepath.Join("..", "docs", "outbox.md")) {
+		if snippets.IsProgram(b) {
+			programs = append(programs, b)
 		}
 	}
 	if len(programs) == 0 {
@@ -36,42 +31,9 @@ func TestDocSnippetsRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	for _, p := range programs {
-		out := buildAndRunSnippet(ctx, t, p)
+		out := snippets.Run(ctx, t, p)
 		if strings.Contains(p, "middleware.Idempotent") && out != "2 deliveries, shipped 1 time(s)" {
 			t.Errorf("the consumer-side snippet printed %q, want %q", out, "2 deliveries, shipped 1 time(s)")
 		}
 	}
-}
-
-// buildAndRunSnippet builds snippet as a main package under testdata
-// (inside the module, outside ./...) and runs it.
-func buildAndRunSnippet(ctx context.Context, t *testing.T, snippet string) string {
-	t.Helper()
-	if _, err := os.Stat("testdata"); os.IsNotExist(err) {
-		if err := os.Mkdir("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.Remove("testdata") })
-	}
-	dir, err := os.MkdirTemp("testdata", "doc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(snippet), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "snippet")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./"+filepath.ToSlash(dir))
-	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("does not compile: %v\n%s\n--- snippet ---\n%s", err, out, snippet)
-	}
-	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(runCtx, bin).CombinedOutput()
-	if err != nil {
-		t.Fatalf("failed: %v\n%s\n--- snippet ---\n%s", err, out, snippet)
-	}
-	return strings.TrimSpace(string(out))
 }
