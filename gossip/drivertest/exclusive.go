@@ -23,54 +23,29 @@ const (
 	crashedLease   = 500 * time.Millisecond
 )
 
-// orderLog records which member handled which event, in handling order.
+// orderLog records which member handled which event, in handling order;
+// all holds every event handled, by any member.
 type orderLog struct {
-	mu     sync.Mutex
-	by     map[int][]string // member -> event IDs in handling order
-	seen   map[string]int
-	signal chan struct{}
+	all *sink
+	mu  sync.Mutex
+	by  map[int][]string // member -> event IDs in handling order
 }
 
-func newOrderLog() *orderLog {
-	return &orderLog{by: map[int][]string{}, seen: map[string]int{}, signal: make(chan struct{}, 1)}
-}
+func newOrderLog() *orderLog { return &orderLog{all: newSink(), by: map[int][]string{}} }
 
 func (l *orderLog) handler(member int) gossip.Handler {
 	return func(ctx context.Context, e *gossip.Event) error {
 		l.mu.Lock()
 		l.by[member] = append(l.by[member], e.ID)
-		l.seen[e.ID]++
 		l.mu.Unlock()
-		select {
-		case l.signal <- struct{}{}:
-		default:
-		}
+		l.all.add(e)
 		return nil
 	}
 }
 
 func (l *orderLog) wait(t *testing.T, events []*gossip.Event, timeout time.Duration) {
 	t.Helper()
-	missing := func() int {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		n := 0
-		for _, e := range events {
-			if l.seen[e.ID] == 0 {
-				n++
-			}
-		}
-		return n
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for missing() > 0 {
-		select {
-		case <-l.signal:
-		case <-deadline.C:
-			require.FailNowf(t, "timed out", "waited %v; %d of %d events not handled", timeout, missing(), len(events))
-		}
-	}
+	l.all.waitIDs(t, events, timeout)
 }
 
 // handled is what member handled, in order.
@@ -80,11 +55,12 @@ func (l *orderLog) handled(member int) []string {
 	return append([]string(nil), l.by[member]...)
 }
 
-func (l *orderLog) duplicates() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// handledTwice is the events handled more than once.
+func (l *orderLog) handledTwice() []string {
+	l.all.mu.Lock()
+	defer l.all.mu.Unlock()
 	var d []string
-	for id, n := range l.seen {
+	for id, n := range l.all.ids {
 		if n > 1 {
 			d = append(d, id)
 		}
@@ -209,7 +185,7 @@ func (s *suite) testExclusiveHandover(t *testing.T) {
 	require.Equal(t, ids(first), log.handled(0), "the first member handled only what came before it left")
 	require.Equal(t, ids(rest), log.handled(next), "the member that took over handles the rest, in publish order")
 	require.Empty(t, log.handled(3-next), "the remaining standby handles nothing")
-	require.Empty(t, log.duplicates(), "nothing handled twice across the handover")
+	require.Empty(t, log.handledTwice(), "nothing handled twice across the handover")
 }
 
 // testExclusiveLeaseLapses plays a member that died holding the lease: its
