@@ -34,7 +34,8 @@ type exclusive struct {
 	quit     chan struct{} // closed by stop: no new term, end the current one
 	quitOnce sync.Once
 
-	started atomic.Bool // run was started (Subscribe completed)
+	started   atomic.Bool // run was started (Subscribe completed)
+	abandoned atomic.Bool // Shutdown gave up waiting for the handlers
 
 	mu     sync.Mutex
 	term   *Subscription // the running term, nil while standing by
@@ -119,6 +120,10 @@ func (x *exclusive) run() {
 		term := x.term
 		x.mu.Unlock()
 		if term != nil {
+			if x.stopping() { // stop came while it bid
+				x.discard(term)
+				return
+			}
 			term.start()
 			failures = 0
 			x.hold(term)
@@ -149,22 +154,48 @@ func (x *exclusive) run() {
 	}
 }
 
-// hold renews the lease of the running term every lease/3 until the member
-// stops or cannot renew for two thirds of a lease, then ends the term and
-// hands the lease back (unless it was lost).
+// hold keeps the lease of the running term, renewing it every lease/3,
+// until the term is over. When the member stops, the term stops fetching
+// and the lease is still renewed while its handlers finish. When the lease
+// is lost, or cannot be renewed for two thirds of a lease (before it ends),
+// the term stops and its handlers' ctx is cancelled. Then hold closes the
+// term and hands the lease back, unless it was lost.
 func (x *exclusive) hold(term *Subscription) {
 	renewed := time.Now()
 	tick := time.NewTicker(x.lease / 3)
 	defer tick.Stop()
-	held := true
-renew:
+	held, stopped := true, false
+	stop := func(cancelHandlers bool) {
+		if !stopped {
+			stopped = true
+			ctx, cancel := context.WithTimeout(context.Background(), x.s.bus.cfg.DialTimeout)
+			term.stop(ctx)
+			cancel()
+		}
+		if cancelHandlers {
+			term.cancel()
+		}
+	}
+	quit, ended := x.quit, term.ctx.Done()
+wait:
 	for {
 		select {
-		case <-x.quit:
-			break renew
-		case <-term.done: // the transport ended it
-			break renew
+		case <-quit:
+			quit = nil
+			stop(false)
+			continue
+		case <-term.done:
+			break wait
+		case <-ended: // the workers are done, or Shutdown gave up on them
+			if x.abandoned.Load() {
+				break wait
+			}
+			ended = nil
+			continue
 		case <-tick.C:
+		}
+		if !held {
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), x.lease/3)
 		err := x.claims.Extend(ctx, x.key, x.owner, x.lease)
@@ -176,39 +207,37 @@ renew:
 			held = false
 			x.s.bus.logger.Warn("gossip: exclusive member lost its lease; standing by",
 				"pattern", x.s.pattern, "group", x.s.cfg.group)
-			break renew
-		case time.Since(renewed) >= x.lease*2/3:
+			stop(true)
+		case time.Since(renewed) >= x.lease*2/3 && !stopped:
 			// Stop before the lease ends: another member may take it then.
 			x.s.bus.logger.Warn("gossip: exclusive member cannot renew its lease; standing by",
 				"pattern", x.s.pattern, "group", x.s.cfg.group, "error", err)
-			break renew
+			stop(true)
 		}
 	}
-	x.endTerm(term)
+	stop(false)
+	ctx, cancel := context.WithTimeout(context.Background(), x.s.bus.cfg.DialTimeout)
+	term.close(ctx)
+	cancel()
+	x.mu.Lock()
+	x.term, x.active = nil, false
+	x.mu.Unlock()
 	if held {
 		x.release()
 	}
 }
 
-// endTerm stops the term, waits for its handlers (unless Shutdown gave
-// up) and closes it.
-func (x *exclusive) endTerm(term *Subscription) {
+// discard closes a term that never started (the member stopped while it
+// bid) and hands the lease back.
+func (x *exclusive) discard(term *Subscription) {
 	ctx, cancel := context.WithTimeout(context.Background(), x.s.bus.cfg.DialTimeout)
 	defer cancel()
 	term.stop(ctx)
-	select {
-	case <-term.done:
-	case <-x.abandonedCh(term):
-	}
 	term.close(ctx)
 	x.mu.Lock()
 	x.term, x.active = nil, false
 	x.mu.Unlock()
-}
-
-// abandonedCh is the term's context, which ends when Shutdown gives up.
-func (x *exclusive) abandonedCh(term *Subscription) <-chan struct{} {
-	return term.ctx.Done()
+	x.release()
 }
 
 func (x *exclusive) release() {
@@ -244,6 +273,7 @@ func (x *exclusive) stop(ctx context.Context) error {
 
 // abandon gives up on the running term (Shutdown's ctx ended).
 func (x *exclusive) abandon() {
+	x.abandoned.Store(true)
 	x.quitOnce.Do(func() { close(x.quit) })
 	x.mu.Lock()
 	term := x.term
