@@ -79,11 +79,12 @@ func WithMiddleware(m ...Middleware) SubscribeOption {
 // lease (0: 15s; 100ms to 24h) is how long a member that stopped without
 // leaving (a crash, a network partition) keeps the group: a standby takes
 // over at most a lease after the active member's last renewal. An active
-// member that cannot renew for two thirds of a lease stops handling at
-// once, before its lease ends, so two members are never active together
-// while the clocks agree. A member that leaves (Unsubscribe, Shutdown)
-// finishes and settles its in-flight events, then hands the lease over at
-// once.
+// member that loses its lease, or cannot renew it for two thirds of a
+// lease, stops fetching at once and cancels its running handlers' ctx,
+// before its lease ends, so two members do not run handlers together while
+// the clocks agree and handlers heed their ctx. A member that leaves
+// (Unsubscribe, Shutdown) keeps renewing its lease while its in-flight
+// events finish and settle, then hands it over at once.
 //
 // On durable transports (Redis Streams, JetStream) events published during
 // a handover wait for the next active member; on NATS core and memory, as
