@@ -18,6 +18,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
+	"github.com/gossipbus/gossip/gossip/driver"
 	"github.com/gossipbus/gossip/outbox"
 )
 
@@ -74,25 +75,44 @@ func Open(ctx context.Context, s string) (*sql.DB, outbox.Dialect, error) {
 		}
 		return db, outbox.Postgres, nil
 	}
-	return nil, "", fmt.Errorf("%w %q: want \"sqlite\", \"sqlite:///path\" or \"postgres://...\"", ErrUnknownDatabase, redact(s))
-}
-
-// redact is s with any password replaced, for messages.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
+	// Only a URL's scheme is quoted: a string of another form (a key/value
+	// DSN) may hold a password the redactor does not know to find.
+	what := ""
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		what = fmt.Sprintf(" (scheme %q)", u.Scheme)
 	}
-	return u.Redacted()
+	return nil, "", fmt.Errorf("%w%s: want \"sqlite\", \"sqlite:///path\" or \"postgres://...\"", ErrUnknownDatabase, what)
 }
 
-// scrub is err, or its text with the URL's password taken out should the
-// driver have quoted it.
+// redact is s with its secrets masked, for messages.
+func redact(s string) string { return driver.Redact(s) }
+
+// scrub is err, or, should its text quote a secret of URL s (the password,
+// a password= or sslpassword= parameter), an error whose text masks it.
 func scrub(err error, s string) error {
-	if u, perr := url.Parse(s); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" && strings.Contains(err.Error(), p) {
-			return errors.New(strings.ReplaceAll(err.Error(), p, "xxxxx"))
+	u, perr := url.Parse(s)
+	if perr != nil {
+		return errors.New("the database refused the connection (its error is not shown: it may quote the unparsable URL)")
+	}
+	var secrets []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		secrets = append(secrets, p)
+	}
+	for k, vs := range u.Query() {
+		if strings.Contains(strings.ToLower(k), "password") {
+			for _, v := range vs {
+				if v != "" {
+					secrets = append(secrets, v)
+				}
+			}
 		}
+	}
+	msg := err.Error()
+	for _, p := range secrets {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	if msg != err.Error() {
+		return errors.New(msg)
 	}
 	return err
 }

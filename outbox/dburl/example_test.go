@@ -25,5 +25,5 @@ func ExampleOpen() {
 	fmt.Println(err)
 	// Output:
 	// sqlite
-	// gossip: outbox: unknown database "mysql://app:xxxxx@db/app": want "sqlite", "sqlite:///path" or "postgres://..."
+	// gossip: outbox: unknown database (scheme "mysql"): want "sqlite", "sqlite:///path" or "postgres://..."
 }
