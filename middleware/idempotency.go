@@ -69,9 +69,9 @@ func IdempotencyKey(e *gossip.Event) string {
 //   - When the store cannot be reached, the delivery fails (and is retried
 //     by the bus): the handler is never run, nor skipped, on a guess.
 //   - While the handler runs, the lease is extended every Lease/3. If it
-//     cannot be (the store was unreachable for a whole lease, or another
-//     member took the key over), the handler's ctx is cancelled with a cause
-//     wrapping gossip.ErrClaimNotHeld.
+//     cannot be (the store was unreachable for two thirds of a lease, before
+//     the lease ends, or another member took the key over), the handler's
+//     ctx is cancelled with a cause wrapping gossip.ErrClaimNotHeld.
 //
 // If the store cannot record a success, the delivery fails: the event is
 // redelivered and, once the lease has run out, runs again. At-least-once
@@ -200,15 +200,15 @@ func (i *idempotent) keep(ctx context.Context, cancel context.CancelCauseFunc, k
 }
 
 func (l *lease) extend() {
+	d := l.i.opts.Lease
+	ctx, cancel := context.WithTimeout(l.ctx, d/3)
+	err := l.i.store.Extend(ctx, l.key, l.owner, d) // not under the lock: stop must not wait for it
+	cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stopped {
 		return
 	}
-	d := l.i.opts.Lease
-	ctx, cancel := context.WithTimeout(l.ctx, d/3)
-	err := l.i.store.Extend(ctx, l.key, l.owner, d)
-	cancel()
 	now := time.Now()
 	switch {
 	case err == nil:
@@ -216,8 +216,10 @@ func (l *lease) extend() {
 	case errors.Is(err, gossip.ErrClaimNotHeld):
 		l.cancel(fmt.Errorf("middleware: idempotency lease on %q lost: %w", l.key, err))
 		return
-	case now.Sub(l.lastOK) >= d:
-		l.cancel(fmt.Errorf("middleware: idempotency lease on %q not extended for %v (%w): %w", l.key, d, gossip.ErrClaimNotHeld, err))
+	case now.Sub(l.lastOK) >= d*2/3:
+		// Give up before the lease ends, when another delivery may claim
+		// the key: the handler must not run on beside it.
+		l.cancel(fmt.Errorf("middleware: idempotency lease on %q not extended for %v (%w): %w", l.key, now.Sub(l.lastOK).Round(time.Millisecond), gossip.ErrClaimNotHeld, err))
 		return
 	}
 	l.t.Reset(d / 3)
