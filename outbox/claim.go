@@ -200,10 +200,10 @@ func (r *Relay) claim(ctx context.Context) ([]claimed, error) {
 		if _, err = tx.ExecContext(ctx, r.o.st.lockSQL); err != nil {
 			return nil, fmt.Errorf("gossip: outbox: claim rows: %w", err)
 		}
-		rows, err = tx.QueryContext(ctx, r.o.st.claim, r.opts.Name, r.opts.Lease.Microseconds(), r.opts.BatchSize)
+		rows, err = tx.QueryContext(ctx, r.o.st.claim, r.owner, r.opts.Lease.Microseconds(), r.opts.BatchSize)
 	} else {
 		now := time.Now()
-		rows, err = r.o.db.QueryContext(ctx, r.o.st.claim, r.opts.Name, now.UnixMicro(), now.Add(r.opts.Lease).UnixMicro(), r.opts.BatchSize)
+		rows, err = r.o.db.QueryContext(ctx, r.o.st.claim, r.owner, now.UnixMicro(), now.Add(r.opts.Lease).UnixMicro(), r.opts.BatchSize)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gossip: outbox: claim rows from %s: %w", r.o.table, err)

@@ -19,9 +19,9 @@ import (
 // RelayOptions configure a Relay. The zero value works; every duration and
 // count has a range, checked by Outbox.NewRelay (zero is the default).
 type RelayOptions struct {
-	// Name identifies the relay in the rows it claims and in its logs
-	// (default: host name, process ID and a random suffix). Relays sharing
-	// a table need distinct names.
+	// Name identifies the relay in its logs and, with a random suffix of
+	// each relay's own, in the rows it claims (default: host name, process
+	// ID and a random suffix). Relays given the same Name stay apart.
 	Name string
 
 	// BatchSize is the most rows claimed and published at once (default
@@ -74,8 +74,12 @@ type Relay struct {
 	o    *Outbox
 	bus  *gossip.EventBus
 	opts RelayOptions
-	log  *slog.Logger
-	m    *relayMetrics
+	// owner is what the relay writes in the rows it claims: its Name and
+	// a random suffix, so that relays given the same Name (one config in
+	// several pods) never take each other's rows for their own.
+	owner string
+	log   *slog.Logger
+	m     *relayMetrics
 
 	// afterPublish, when set (tests), runs after a batch was published and
 	// before it is marked sent.
@@ -97,7 +101,8 @@ func (o *Outbox) NewRelay(bus *gossip.EventBus, opts RelayOptions) (*Relay, erro
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	r := &Relay{o: o, bus: bus, opts: opts, log: opts.Logger.With("outbox", o.table, "relay", opts.Name)}
+	r := &Relay{o: o, bus: bus, opts: opts, log: opts.Logger.With("outbox", o.table, "relay", opts.Name),
+		owner: opts.Name + "/" + strconv.FormatUint(rand.Uint64(), 36)}
 	m, err := newRelayMetrics(opts.MeterProvider, o.table)
 	if err != nil {
 		return nil, err
@@ -150,7 +155,8 @@ func (ro *RelayOptions) setDefaults() error {
 	return nil
 }
 
-// Name is the relay's name, as it appears in the rows it claims.
+// Name is the relay's name; the rows it claims hold it, then "/" and a
+// suffix of this relay's own.
 func (r *Relay) Name() string { return r.opts.Name }
 
 // Run relays rows until ctx ends, then hands back the rows it claimed but
@@ -239,7 +245,7 @@ func backoff(initial, limit time.Duration, n int) time.Duration {
 func (r *Relay) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := r.o.db.ExecContext(ctx, r.o.st.release, r.opts.Name); err != nil {
+	if _, err := r.o.db.ExecContext(ctx, r.o.st.release, r.owner); err != nil {
 		r.log.LogAttrs(ctx, slog.LevelWarn, "outbox relay could not release its claimed rows; they return when the lease ends",
 			slog.String("error", err.Error()), slog.Duration("lease", r.opts.Lease))
 	}
