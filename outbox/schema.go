@@ -108,7 +108,9 @@ RETURNING ` + rowColumns + `, (extract(epoch FROM clock_timestamp() - created_at
 		release: `UPDATE ` + table + ` SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1 AND sent_at IS NULL`,
 		purge: `DELETE FROM ` + table + ` WHERE seq IN (SELECT seq FROM ` + table +
 			` WHERE sent_at < clock_timestamp() - $1 * interval '1 microsecond' ORDER BY sent_at LIMIT $2)`,
-		lag:     `SELECT COALESCE((extract(epoch FROM clock_timestamp() - min(created_at)) * 1000000)::bigint, 0) FROM ` + table + ` WHERE ` + live,
+		// The oldest pending row by seq, through the _pending index (min
+		// over created_at would read every pending row).
+		lag:     `SELECT COALESCE((SELECT (extract(epoch FROM clock_timestamp() - created_at) * 1000000)::bigint FROM ` + table + ` WHERE ` + live + ` ORDER BY seq LIMIT 1), 0)`,
 		lockSQL: `SELECT pg_advisory_xact_lock(hashtext('gossip.outbox.` + table + `'))`,
 		listen:  `LISTEN "` + table + `"`,
 		channel: table,
@@ -163,7 +165,7 @@ RETURNING ` + rowColumns + `, ?2 - created_at`,
 		release: `UPDATE ` + table + ` SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?1 AND sent_at IS NULL`,
 		purge: `DELETE FROM ` + table + ` WHERE seq IN (SELECT seq FROM ` + table +
 			` WHERE sent_at < ?1 ORDER BY sent_at LIMIT ?2)`,
-		lag: `SELECT COALESCE(?1 - min(created_at), 0) FROM ` + table + ` WHERE ` + live,
+		lag: `SELECT COALESCE((SELECT ?1 - created_at FROM ` + table + ` WHERE ` + live + ` ORDER BY seq LIMIT 1), 0)`,
 	}
 }
 
