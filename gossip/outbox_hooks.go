@@ -1,6 +1,9 @@
 package gossip
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Hooks for packages that store events to publish them later (the
 // transactional outbox): check and encode an event exactly as Publish
@@ -41,3 +44,10 @@ func (e *Event) SetEncodedData(data []byte, contentType string) *Event {
 	e.raw, e.contentType = data, contentType
 	return e
 }
+
+// Correlate stamps events as Publish does when ctx is a handler's (or
+// derived from one): each event without its own gets the handled event's
+// correlation ID and that event's ID as its causation ID. With any other
+// ctx it does nothing. A package that stores events to publish them later
+// calls it where Publish would have.
+func Correlate(ctx context.Context, events ...*Event) { correlate(ctx, events) }

@@ -61,3 +61,31 @@ func TestSetEncodedDataPublishesTheBytes(t *testing.T) {
 		t.Fatal("not delivered")
 	}
 }
+
+// Correlate stamps an event written from a handler as Publish would, and
+// leaves one written with any other ctx alone.
+func TestCorrelateAsPublish(t *testing.T) {
+	bus, err := gossip.NewEventBus(nil)
+	require.NoError(t, err)
+	defer bus.Shutdown(context.Background())
+	stored := make(chan *gossip.Event, 1)
+	_, err = bus.Subscribe("orders.placed", func(ctx context.Context, e *gossip.Event) error {
+		later := gossip.NewEvent("invoices.due", nil)
+		gossip.Correlate(ctx, later)
+		stored <- later
+		return nil
+	})
+	require.NoError(t, err)
+	placed := gossip.NewEvent("orders.placed", nil)
+	require.NoError(t, bus.Publish(context.Background(), placed))
+	select {
+	case later := <-stored:
+		assert.Equal(t, placed.ID, later.CorrelationID())
+		assert.Equal(t, placed.ID, later.CausationID())
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not run")
+	}
+	plain := gossip.NewEvent("invoices.due", nil)
+	gossip.Correlate(context.Background(), plain)
+	assert.Empty(t, plain.Metadata)
+}

@@ -200,6 +200,7 @@ func (o *Outbox) Publish(ctx context.Context, tx *sql.Tx, events ...*gossip.Even
 }
 
 func (o *Outbox) row(ctx context.Context, e *gossip.Event, now int64) ([]any, error) {
+	gossip.Correlate(ctx, e) // written from a handler: the event follows its work
 	if err := gossip.PrepareEvent(e, o.source); err != nil {
 		return nil, err
 	}
