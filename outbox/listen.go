@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gossipbus/gossip/gossip/driver"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -24,7 +25,7 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 			failures = 0
 		}
 		failures++
-		delay := backoff(r.opts.RetryBackoff, r.opts.MaxRetryBackoff, failures)
+		delay := driver.Backoff{Initial: r.opts.RetryBackoff, Max: r.opts.MaxRetryBackoff}.Delay(failures)
 		r.log.LogAttrs(ctx, slog.LevelWarn, "outbox relay lost its LISTEN connection; polling until it is back",
 			slog.String("error", err.Error()), slog.Duration("backoff", delay))
 		t := time.NewTimer(delay)

@@ -26,7 +26,7 @@ var ErrInvalidOption = errors.New("gossip: outbox: invalid option")
 // same key are relayed one after another, in the order they were written.
 // It is the CloudEvents partitionkey extension, the event's ordering key on
 // the wire. An event without it is ordered by its type.
-const KeyMetadata = "partitionkey"
+const KeyMetadata = gossip.MetaPartitionKey
 
 // Options configure an Outbox. The zero value works, given a database of a
 // driver the outbox recognizes.

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/gossipbus/gossip/gossip"
+	"github.com/gossipbus/gossip/gossip/driver"
 )
 
 // RelayOptions configure a Relay. The zero value works; every duration and
@@ -200,7 +201,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		switch {
 		case err != nil:
 			failures++
-			delay = backoff(r.opts.RetryBackoff, r.opts.MaxRetryBackoff, failures)
+			delay = driver.Backoff{Initial: r.opts.RetryBackoff, Max: r.opts.MaxRetryBackoff}.Delay(failures)
 			r.log.LogAttrs(ctx, slog.LevelWarn, "outbox relay failed; retrying",
 				slog.String("error", err.Error()), slog.Int("failures", failures), slog.Duration("backoff", delay))
 		case n == r.opts.BatchSize:
@@ -228,17 +229,6 @@ func (r *Relay) Run(ctx context.Context) error {
 		return fmt.Errorf("gossip: outbox: relay %s: %w", r.opts.Name, err)
 	}
 	return nil
-}
-
-// backoff is the wait after the n-th failure in a row: initial doubled
-// n-1 times, at most limit, with ±20% jitter.
-func backoff(initial, limit time.Duration, n int) time.Duration {
-	d := initial
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // release hands back the rows this relay claimed and did not send.

@@ -388,8 +388,12 @@ func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
 	nc := s.c.nc
 	inbox := nc.NewRespInbox()
 	replies, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return settleEach2(msgs, jetstream.Msg.Nak, err)
+	if err != nil { // nak them without waiting
+		errs := []error{err}
+		for _, m := range msgs {
+			errs = append(errs, m.Nak())
+		}
+		return errors.Join(errs...)
 	}
 	defer replies.Unsubscribe()
 	sent := 0
@@ -406,17 +410,6 @@ func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
 	for range sent {
 		if _, err := replies.NextMsgWithContext(ctx); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("nats: waiting for the server to take back %d messages: %w", sent, err))...)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// settleEach2 settles msgs one by one after err made the batch way fail.
-func settleEach2(msgs []jetstream.Msg, settle func(jetstream.Msg) error, err error) error {
-	errs := []error{err}
-	for _, m := range msgs {
-		if err := settle(m); err != nil {
-			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
