@@ -176,8 +176,9 @@ type jsSub struct {
 	stop      context.CancelFunc
 	aborting  context.Context // cancelled by Close: end the pull at once
 	abort     context.CancelFunc
-	pulled    chan struct{}   // closed when the pull goroutine has ended (and ch with it)
-	returned  []jetstream.Msg // pulled after Stop; given back when the pull ends
+	pulled    chan struct{}                   // closed when the pull goroutine has ended (and ch with it)
+	returned  []jetstream.Msg                 // pulled after Stop; given back when the pull ends
+	givenBack func(ctx context.Context) error // waits for the server to have them back (Close)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -260,12 +261,8 @@ func (s *jsSub) Deliveries() <-chan driver.Delivery { return s.ch }
 func (s *jsSub) pullLoop() {
 	defer close(s.pulled)
 	defer close(s.ch)
-	defer func() { // before Stop returns: the server has them back
-		ctx, cancel := context.WithTimeout(s.aborting, ackTimeout)
-		defer cancel()
-		if err := s.giveBack(ctx, s.returned); err != nil {
-			s.c.cfg.logger.Debug("nats: giving back messages pulled after Stop", "consumer", s.name, "error", err)
-		}
+	defer func() { // sent before Stop returns; Close waits for the server to have them
+		s.givenBack = s.nakAll(s.returned)
 	}()
 	for failures := 1; ; failures++ {
 		got, err := s.pullUntilError()
@@ -322,9 +319,26 @@ func (s *jsSub) pullUntilError() (got bool, err error) {
 	for {
 		msg, err := it.Next(next)
 		if err != nil {
+			if s.stopping.Err() != nil && s.aborting.Err() == nil {
+				s.takeBuffered(it)
+			}
 			return got, err
 		}
 		got = true
+		s.handOver(msg)
+	}
+}
+
+// takeBuffered hands over (to be given back) what the iterator still
+// buffers when a drain was cut short (a slow server): dropped with the
+// iterator, those messages would wait out AckWait before another member
+// got them.
+func (s *jsSub) takeBuffered(it jetstream.MessagesContext) {
+	for range s.pull + 1 {
+		msg, err := it.Next(jetstream.NextMaxWait(10 * time.Millisecond))
+		if err != nil {
+			return
+		}
 		s.handOver(msg)
 	}
 }
@@ -376,14 +390,20 @@ func (s *jsSub) handOver(msg jetstream.Msg) {
 // nakBody is JetStream's negative acknowledgement: redeliver at once.
 var nakBody = []byte("-NAK")
 
-// giveBack naks msgs and returns once the server has processed every nak:
-// each is sent as a request, which the server answers after it put the
-// message back in its redelivery queue. A member taking over the group
-// right after (an Exclusive handover) then gets them before newer
-// messages.
+// giveBack naks msgs and returns once the server has processed every nak
+// (or ctx ended).
 func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
+	return s.nakAll(msgs)(ctx)
+}
+
+// nakAll naks msgs at once, each as a request, which the server answers
+// after it put the message back in its redelivery queue; the returned wait
+// returns once every answer came (or ctx ended). A member taking over the
+// group after the wait (an Exclusive handover) gets them before newer
+// messages.
+func (s *jsSub) nakAll(msgs []jetstream.Msg) (wait func(ctx context.Context) error) {
 	if len(msgs) == 0 {
-		return nil
+		return func(context.Context) error { return nil }
 	}
 	nc := s.c.nc
 	inbox := nc.NewRespInbox()
@@ -393,9 +413,8 @@ func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
 		for _, m := range msgs {
 			errs = append(errs, m.Nak())
 		}
-		return errors.Join(errs...)
+		return func(context.Context) error { return errors.Join(errs...) }
 	}
-	defer replies.Unsubscribe()
 	sent := 0
 	var errs []error
 	for _, m := range msgs {
@@ -405,14 +424,17 @@ func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		sent++
 	}
-	ctx, cancel := withDeadline(ctx)
-	defer cancel()
-	for range sent {
-		if _, err := replies.NextMsgWithContext(ctx); err != nil {
-			return errors.Join(append(errs, fmt.Errorf("nats: waiting for the server to take back %d messages: %w", sent, err))...)
+	return func(ctx context.Context) error {
+		defer replies.Unsubscribe()
+		ctx, cancel := withDeadline(ctx)
+		defer cancel()
+		for range sent {
+			if _, err := replies.NextMsgWithContext(ctx); err != nil {
+				return errors.Join(append(errs, fmt.Errorf("nats: waiting for the server to take back %d messages: %w", sent, err))...)
+			}
 		}
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
 }
 
 // settleEach calls settle with the JetStream message of every delivery and
@@ -494,6 +516,11 @@ func (s *jsSub) Close(ctx context.Context) error {
 		defer context.AfterFunc(ctx, s.abort)()
 		<-s.pulled
 		s.abort()
+		if s.givenBack != nil { // the server has what Stop gave back before Close returns
+			if err := s.givenBack(ctx); err != nil {
+				s.c.cfg.logger.Debug("nats: giving back messages pulled after Stop", "consumer", s.name, "error", err)
+			}
+		}
 		if s.cfg.Durable != "" || s.c.nc.IsClosed() {
 			return
 		}
