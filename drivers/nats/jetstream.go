@@ -172,13 +172,15 @@ type jsSub struct {
 	pull int // messages the client pulls ahead (nats.go's buffer)
 	ch   chan driver.Delivery
 
-	stopping  context.Context // cancelled by Stop: drain the pull, then end
-	stop      context.CancelFunc
-	aborting  context.Context // cancelled by Close: end the pull at once
-	abort     context.CancelFunc
-	pulled    chan struct{}                   // closed when the pull goroutine has ended (and ch with it)
-	returned  []jetstream.Msg                 // pulled after Stop; given back when the pull ends
-	givenBack func(ctx context.Context) error // waits for the server to have them back (Close)
+	stopping context.Context // cancelled by Stop: drain the pull, then end
+	stop     context.CancelFunc
+	aborting context.Context // cancelled by Close: end the pull at once
+	abort    context.CancelFunc
+	pulled   chan struct{}   // closed when the pull goroutine has ended (and ch with it)
+	returned []jetstream.Msg // pulled after Stop; given back when the pull ends
+
+	backMu    sync.Mutex
+	backWaits []func(ctx context.Context) error // for the naks of what was given back (Close waits)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -261,9 +263,7 @@ func (s *jsSub) Deliveries() <-chan driver.Delivery { return s.ch }
 func (s *jsSub) pullLoop() {
 	defer close(s.pulled)
 	defer close(s.ch)
-	defer func() { // sent before Stop returns; Close waits for the server to have them
-		s.givenBack = s.nakAll(s.returned)
-	}()
+	defer func() { s.giveBack(s.returned) }() // before Stop returns
 	for failures := 1; ; failures++ {
 		got, err := s.pullUntilError()
 		if s.stopping.Err() != nil {
@@ -390,10 +390,16 @@ func (s *jsSub) handOver(msg jetstream.Msg) {
 // nakBody is JetStream's negative acknowledgement: redeliver at once.
 var nakBody = []byte("-NAK")
 
-// giveBack naks msgs and returns once the server has processed every nak
-// (or ctx ended).
-func (s *jsSub) giveBack(ctx context.Context, msgs []jetstream.Msg) error {
-	return s.nakAll(msgs)(ctx)
+// giveBack naks msgs now; Close waits for the server to have processed
+// the naks (a settling call must not: the next one waits for it).
+func (s *jsSub) giveBack(msgs []jetstream.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	wait := s.nakAll(msgs)
+	s.backMu.Lock()
+	s.backWaits = append(s.backWaits, wait)
+	s.backMu.Unlock()
 }
 
 // nakAll naks msgs at once, each as a request, which the server answers
@@ -479,7 +485,7 @@ func (s *jsSub) KeepAlive(_ context.Context, ds []driver.Delivery) error {
 }
 
 // Release gives deliveries that were never started back to the server at
-// once, for another member, and returns once the server has them.
+// once, for another member; Close returns once the server has them.
 func (s *jsSub) Release(ctx context.Context, ds []driver.Delivery) error {
 	msgs := make([]jetstream.Msg, 0, len(ds))
 	var errs []error
@@ -491,7 +497,8 @@ func (s *jsSub) Release(ctx context.Context, ds []driver.Delivery) error {
 		}
 		msgs = append(msgs, msg)
 	}
-	return errors.Join(append(errs, s.giveBack(ctx, msgs))...)
+	s.giveBack(msgs)
+	return errors.Join(errs...)
 }
 
 // Stop ends the pull: the server is told to send nothing more, and what
@@ -516,9 +523,15 @@ func (s *jsSub) Close(ctx context.Context) error {
 		defer context.AfterFunc(ctx, s.abort)()
 		<-s.pulled
 		s.abort()
-		if s.givenBack != nil { // the server has what Stop gave back before Close returns
-			if err := s.givenBack(ctx); err != nil {
-				s.c.cfg.logger.Debug("nats: giving back messages pulled after Stop", "consumer", s.name, "error", err)
+		// The server has what was given back before Close returns: a member
+		// taking over afterwards (an Exclusive handover) gets it first.
+		s.backMu.Lock()
+		waits := s.backWaits
+		s.backWaits = nil
+		s.backMu.Unlock()
+		for _, wait := range waits {
+			if err := wait(ctx); err != nil {
+				s.c.cfg.logger.Debug("nats: giving back messages", "consumer", s.name, "error", err)
 			}
 		}
 		if s.cfg.Durable != "" || s.c.nc.IsClosed() {
