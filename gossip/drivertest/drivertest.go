@@ -267,15 +267,8 @@ func (s *sink) count() int {
 // waitDistinct waits until n distinct event IDs arrived.
 func (s *sink) waitDistinct(t *testing.T, n int, timeout time.Duration) []*gossip.Event {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for s.distinct() < n {
-		select {
-		case <-s.signal:
-		case <-deadline.C:
-			require.FailNowf(t, "timed out", "waited %v for %d distinct events, have %d", timeout, n, s.distinct())
-		}
-	}
+	waitUntil(t, s.signal, timeout, func() bool { return s.distinct() >= n },
+		func() string { return fmt.Sprintf("for %d distinct events, have %d", n, s.distinct()) })
 	return s.snapshot()
 }
 
@@ -293,13 +286,21 @@ func (s *sink) waitIDs(t *testing.T, events []*gossip.Event, timeout time.Durati
 		}
 		return n
 	}
+	waitUntil(t, s.signal, timeout, func() bool { return missing() == 0 },
+		func() string { return fmt.Sprintf("%d of %d events did not arrive", missing(), len(events)) })
+}
+
+// waitUntil waits until done holds, looking again at each signal, and
+// fails the test after timeout with what says was missing.
+func waitUntil(t *testing.T, signal <-chan struct{}, timeout time.Duration, done func() bool, what func() string) {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for missing() > 0 {
+	for !done() {
 		select {
-		case <-s.signal:
+		case <-signal:
 		case <-deadline.C:
-			require.FailNowf(t, "timed out", "waited %v; %d of %d events did not arrive", timeout, missing(), len(events))
+			require.FailNowf(t, "timed out", "waited %v: %s", timeout, what())
 		}
 	}
 }

@@ -65,15 +65,8 @@ func (l *keyLog) leave(key string, seq int, ok bool) {
 
 func (l *keyLog) wait(t *testing.T, n int64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for l.total.Load() < n {
-		select {
-		case <-l.signal:
-		case <-deadline.C:
-			require.FailNowf(t, "timed out", "waited %v for %d handled events, have %d", timeout, n, l.total.Load())
-		}
-	}
+	waitUntil(t, l.signal, timeout, func() bool { return l.total.Load() >= n },
+		func() string { return fmt.Sprintf("for %d handled events, have %d", n, l.total.Load()) })
 }
 
 // waitAll waits until every key k0..k(keys-1) had every seq of want
@@ -97,15 +90,8 @@ func (l *keyLog) waitAll(t *testing.T, keys int, want []int, timeout time.Durati
 		}
 		return n
 	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for missing() > 0 {
-		select {
-		case <-l.signal:
-		case <-deadline.C:
-			require.FailNowf(t, "timed out", "waited %v; %d keyed events not handled", timeout, missing())
-		}
-	}
+	waitUntil(t, l.signal, timeout, func() bool { return missing() == 0 },
+		func() string { return fmt.Sprintf("%d keyed events not handled", missing()) })
 }
 
 func (l *keyLog) handled(key string) []int {
