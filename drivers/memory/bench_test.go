@@ -135,3 +135,60 @@ func BenchmarkGroupHandle(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkFloor is the least any in-process bus with gossip's API does per
+// event, for comparison with BenchmarkPublishHandle in one run: the
+// payload boxed into an interface (NewEvent's data argument), an event
+// object of the size NewEvent allocates, a buffered channel to the workers,
+// and the handler's own copy of the event (handlers must not share the
+// publisher's). No IDs, clocks, validation or middleware. "chan" moves the
+// payload alone, as the bench's raw Go channel does.
+func BenchmarkFloor(b *testing.B) {
+	type publisherEvent struct{ _ [384]byte } // NewEvent's allocation
+	type handlerEvent struct{ _ [224]byte }   // a delivered event
+	type delivery struct {
+		e    *publisherEvent
+		data any
+	}
+	for _, bc := range []struct {
+		name    string
+		workers int
+		allocs  bool
+	}{{"chan/1worker", 1, false}, {"3allocs/1worker", 1, true}, {"3allocs/4workers", 4, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ch := make(chan delivery, 4096)
+			var handled atomic.Int64
+			done := make(chan struct{})
+			target := int64(b.N)
+			var sink atomic.Pointer[handlerEvent]
+			for range bc.workers {
+				go func() {
+					for d := range ch {
+						if bc.allocs {
+							sink.Store(new(handlerEvent))
+						}
+						if p, ok := d.data.(benchdata.Payload); ok && p.UserID == "" {
+							b.Error("empty payload")
+						}
+						if handled.Add(1) == target {
+							close(done)
+						}
+					}
+				}()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if bc.allocs {
+					ch <- delivery{e: new(publisherEvent), data: benchdata.Sample}
+				} else {
+					ch <- delivery{}
+				}
+			}
+			<-done
+			b.StopTimer()
+			close(ch)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
