@@ -24,7 +24,10 @@ type EventBus struct {
 	conn      driver.Conn
 	codecs    *codecSet
 	inProcess bool
-	logger    *slog.Logger
+	// copiesData: the Conn is a driver.DataCopier, so event data is
+	// encoded into reused buffers.
+	copiesData bool
+	logger     *slog.Logger
 
 	mu         sync.Mutex
 	middleware []Middleware
@@ -86,6 +89,9 @@ func NewEventBus(cfg *Config) (*EventBus, error) {
 	}
 	if vc, ok := b.conn.(driver.ValueCarrier); ok && vc.CarriesValues() {
 		b.inProcess = true
+	}
+	if dc, ok := b.conn.(driver.DataCopier); ok && dc.CopiesData() {
+		b.copiesData = true
 	}
 	b.rebuildPublish()
 	return b, nil
@@ -177,30 +183,50 @@ func (b *EventBus) publishEnded() {
 	}
 }
 
-// msgSlices recycles the []*driver.Message handed to Conn.Publish, which
-// must not keep it.
-var msgSlices = sync.Pool{New: func() any { s := make([]*driver.Message, 0, 16); return &s }}
+// publishScratch is what one send needs besides the events, recycled
+// through publishScratches: the []*driver.Message handed to Conn.Publish,
+// which must not keep it, and the JSON buffers the messages' data is in
+// when the Conn is a driver.DataCopier.
+type publishScratch struct {
+	msgs []*driver.Message
+	bufs []*jsonBuffer
+}
+
+var publishScratches = sync.Pool{New: func() any { return &publishScratch{msgs: make([]*driver.Message, 0, 16)} }}
+
+// done recycles ps, and the buffers the messages' data was encoded into
+// when reuse says that the transport no longer holds them.
+func (ps *publishScratch) done(reuse bool) {
+	if len(ps.bufs) > 0 && reuse {
+		for _, m := range ps.msgs {
+			m.Data = nil // no longer the message's: the next Publish writes there
+		}
+		for _, jb := range ps.bufs {
+			jb.release()
+		}
+	}
+	clear(ps.msgs)
+	clear(ps.bufs)
+	ps.msgs, ps.bufs = ps.msgs[:0], ps.bufs[:0]
+	publishScratches.Put(ps)
+}
 
 // send validates, encodes and hands events to the transport: the innermost
 // PublishFunc.
-func (b *EventBus) send(ctx context.Context, events []*Event) error {
+func (b *EventBus) send(ctx context.Context, events []*Event) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	mp := msgSlices.Get().(*[]*driver.Message)
-	defer func() {
-		clear(*mp)
-		*mp = (*mp)[:0]
-		msgSlices.Put(mp)
-	}()
-	msgs := slices.Grow(*mp, len(events))[:len(events)]
-	*mp = msgs
-	for i, e := range events {
+	ps := publishScratches.Get().(*publishScratch)
+	held := false // whether the transport may still hold the data
+	defer func() { ps.done(!held) }()
+	for _, e := range events {
 		if err := b.prepare(e); err != nil {
 			return err
 		}
 		m := e.message()
 		m.ID, m.Type, m.Source, m.Time, m.Metadata = e.ID, string(e.Type), e.Source, e.Timestamp, e.Metadata
+		ps.msgs = append(ps.msgs, m)
 		if b.inProcess {
 			if len(e.Metadata) > 0 {
 				// Handlers must not see the publisher's later changes,
@@ -212,22 +238,30 @@ func (b *EventBus) send(ctx context.Context, events []*Event) error {
 				// A delivered event forwarded from a wire: keep its bytes.
 				m.Data, m.ContentType = e.raw, e.contentType
 			}
-		} else {
-			data, ct, err := b.codecs.encode(e.Data)
-			if err != nil {
-				return fmt.Errorf("%w %s (%s): encode data: %v", ErrInvalidEvent, e.ID, e.Type, err)
-			}
-			m.Data, m.ContentType = data, ct
-			if e.raw != nil && e.Data == nil {
-				m.Data, m.ContentType = e.raw, e.contentType
-			}
-			if n := m.Size(); n > b.cfg.MaxEventSize {
-				return fmt.Errorf("%w: event %s (%s) is %d bytes, the limit is %d (Config.MaxEventSize)", ErrEventTooLarge, e.ID, e.Type, n, b.cfg.MaxEventSize)
-			}
+			continue
 		}
-		msgs[i] = m
+		var jb *jsonBuffer
+		if b.copiesData {
+			m.Data, m.ContentType, jb, err = b.codecs.encodeReused(e.Data)
+		} else {
+			m.Data, m.ContentType, err = b.codecs.encode(e.Data)
+		}
+		if err != nil {
+			return fmt.Errorf("%w %s (%s): encode data: %v", ErrInvalidEvent, e.ID, e.Type, err)
+		}
+		if jb != nil {
+			ps.bufs = append(ps.bufs, jb)
+		}
+		if e.raw != nil && e.Data == nil {
+			m.Data, m.ContentType = e.raw, e.contentType
+		}
+		if n := m.Size(); n > b.cfg.MaxEventSize {
+			return fmt.Errorf("%w: event %s (%s) is %d bytes, the limit is %d (Config.MaxEventSize)", ErrEventTooLarge, e.ID, e.Type, n, b.cfg.MaxEventSize)
+		}
 	}
-	return b.conn.Publish(ctx, msgs)
+	err = b.conn.Publish(ctx, ps.msgs)
+	held = err != nil
+	return err
 }
 
 func (b *EventBus) prepare(e *Event) error {

@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"sync"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -70,6 +72,57 @@ func (cs *codecSet) encode(v any) ([]byte, string, error) {
 	}
 	b, err := c.Marshal(v)
 	return b, c.ContentType(), err
+}
+
+// encodeReused is encode into a buffer from jsonBuffers when the codec is
+// JSON: the bytes are the buffer's until it is released, which its caller
+// does once the transport no longer holds them (a driver.DataCopier's
+// Publish returned nil). jb is nil when the bytes are the caller's to keep.
+func (cs *codecSet) encodeReused(v any) (b []byte, ct string, jb *jsonBuffer, err error) {
+	c := cs.def()
+	jc, ok := c.(jsonCodec)
+	if !ok || v == nil {
+		b, ct, err = cs.encode(v)
+		return b, ct, nil, err
+	}
+	if raw, ok := jc.encodeRaw(v); ok {
+		return raw, c.ContentType(), nil, nil
+	}
+	jb = jsonBuffers.Get().(*jsonBuffer)
+	if err := jb.enc.Encode(v); err != nil {
+		jb.release()
+		return nil, "", nil, err
+	}
+	b = jb.buf.Bytes()
+	return b[:len(b)-1], c.ContentType(), jb, nil // Encode ends the value with a newline; Marshal does not
+}
+
+// jsonBuffer is a JSON encoder and the buffer it writes to, kept for reuse
+// in jsonBuffers: json.Marshal copies its output into a new slice per
+// event, which a transport that copies the data anyway does not need.
+// Encoder.Encode writes what Marshal returns (HTML escaped, compact), and a
+// newline.
+type jsonBuffer struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonBuffers = sync.Pool{New: func() any {
+	jb := new(jsonBuffer)
+	jb.enc = json.NewEncoder(&jb.buf)
+	return jb
+}}
+
+// maxReusedJSON is the largest buffer kept for reuse: an occasional large
+// event does not pin its memory in the pool.
+const maxReusedJSON = 64 << 10
+
+func (jb *jsonBuffer) release() {
+	if jb.buf.Cap() > maxReusedJSON {
+		return
+	}
+	jb.buf.Reset()
+	jsonBuffers.Put(jb)
 }
 
 func (cs *codecSet) decode(contentType string, b []byte, v any, e *Event) error {

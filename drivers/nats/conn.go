@@ -224,6 +224,11 @@ func (c *Conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	return c.publishJS(ctx, msgs)
 }
 
+// CopiesData tells gossip that a Publish that returned nil holds no
+// message's Data: nats.go copied it into its write buffer (core NATS), or
+// the stream stored it and acknowledged it (JetStream).
+func (c *Conn) CopiesData() bool { return true }
+
 func (c *Conn) publishError(ctx context.Context, m *driver.Message, err error) error {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
 		// No stream answered: look it up (and create it) again next time.

@@ -251,6 +251,10 @@ func (c *conn) Publish(ctx context.Context, msgs []*driver.Message) error {
 	return nil
 }
 
+// CopiesData tells gossip that a Publish that returned nil holds no
+// message's Data: its commands were written out and answered.
+func (c *conn) CopiesData() bool { return true }
+
 // Subscribe starts a Pub/Sub or Streams subscription.
 func (c *conn) Subscribe(ctx context.Context, spec driver.SubscribeSpec) (driver.Subscription, error) {
 	spec.BufferSize = max(spec.BufferSize, 1)

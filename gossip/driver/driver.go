@@ -12,8 +12,9 @@
 // MaxDeliveries, poison detection, keep-alive, the close order and dead
 // letters. A driver only moves messages, reports delivery counts and
 // settles what gossip tells it. Capabilities a transport may lack are small
-// optional interfaces (Acker, Nacker, KeepAliver, Releaser, ValueCarrier)
-// found by type assertion; gossip fills the gap when they are missing.
+// optional interfaces (Acker, Nacker, KeepAliver, Releaser, ValueCarrier,
+// DataCopier) found by type assertion; gossip fills the gap when they are
+// missing.
 //
 // Drivers must not import package gossip.
 package driver
@@ -249,6 +250,17 @@ type Releaser interface {
 // instead of encoding Message.Data.
 type ValueCarrier interface {
 	CarriesValues() bool
+}
+
+// DataCopier is implemented by connections whose Publish, once it returned
+// nil, holds no reference to any Message's Data: the bytes were written out
+// or copied (into the client's buffer, a command, a stored message). gossip
+// then encodes events into memory it reuses from one Publish to the next
+// instead of a new slice per event, and sets Data to nil after such a
+// Publish. A Publish that returns an error may still hold Data; gossip
+// reuses nothing then.
+type DataCopier interface {
+	CopiesData() bool
 }
 
 // ErrGroupsUnsupported is what a Conn's Subscribe returns (wrapped or as is)
