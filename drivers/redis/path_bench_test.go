@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -103,7 +102,7 @@ func BenchmarkDelivery(b *testing.B) {
 			b.Fatal(err)
 		}
 		s, rc := benchStreamSub(b, c, "", n)
-		var buf bytes.Buffer
+		var buf readState
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		b.ReportAllocs()
 		start := cpuTime()
@@ -124,7 +123,7 @@ func BenchmarkDelivery(b *testing.B) {
 		c := benchConn(b, Streams)
 		msgs := benchBatch(n)
 		s, rc := benchStreamSub(b, c, "bench", n)
-		var buf bytes.Buffer
+		var buf readState
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		if _, err := s.position(ctx, []*stream{st}, "$"); err != nil {
 			b.Fatal(err)

@@ -51,7 +51,7 @@ func TestRawReadGivesPublishedEvents(t *testing.T) {
 				})
 
 				s, rc := rawSub(t, c, group)
-				var buf bytes.Buffer
+				var buf readState
 				sent := []*driver.Message{sampleMessage(), sampleMessage()}
 				sent[1].ID, sent[1].Data, sent[1].Metadata = "second", nil, nil
 				st := &stream{typ: sent[0].Type, key: c.streamKey(sent[0].Type), lastID: "0"}
