@@ -228,7 +228,16 @@ func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, rs *readState)
 		if err := c.Process(context.Background(), goredis.NewRawWriteToCmd(context.Background(), buf, args...)); err != nil {
 			return nil, err
 		}
-		return parseRead(buf.Bytes(), streams)
+		res, err := parseReply(buf.Bytes(), streams)
+		if s.group != "" || !errors.Is(err, errBadReply) {
+			return res, err
+		}
+		// gossip's parser rejected a reply go-redis may read: a listener
+		// reads again from the same position through go-redis, rather than
+		// failing on it forever. (A group member's read has made the
+		// entries pending to it: they are claimed after AckWait, through
+		// go-redis.)
+		s.warn("a read's reply did not parse; read again through go-redis", err)
 	}
 	args := make([]string, 2*len(streams)) // the keys, then the IDs to read after
 	for i, st := range streams {
@@ -265,6 +274,9 @@ func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, rs *readState)
 	}
 	return out, nil
 }
+
+// parseReply parses a raw read's reply: parseRead, but for tests.
+var parseReply = parseRead
 
 // rawReads reports whether a read on c can be sent as a raw command: c
 // must not time out before the read's Block is over, as go-redis's own
