@@ -90,3 +90,73 @@ func (h xackCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 		return next(ctx, cmds)
 	}
 }
+
+// An acknowledgement reaches Redis while the subscription runs: queued
+// and sent within moments by default (ack=async), before Ack returns with
+// ack=sync. Either way the handled event is no longer pending, with no
+// Close to flush it.
+func TestAckSentWhileSubscribed(t *testing.T) {
+	requireRedis(t)
+	for _, mode := range []string{"async", "sync"} {
+		t.Run(mode, func(t *testing.T) {
+			ns := newNS(t)
+			typ := gossip.EventType("acked." + mode)
+			client := newClient(t, testURL)
+			acked := make(chan struct{}, 1)
+			client.AddHook(xackDone{acked})
+			opt := redisdrv.AsyncAck()
+			if mode == "sync" {
+				opt = redisdrv.SyncAck()
+			}
+			conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard), opt)
+			require.NoError(t, err)
+			sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = sub.Shutdown(context.Background()) })
+			_, err = sub.Subscribe(typ, func(context.Context, *gossip.Event) error { return nil }, gossip.Group("billing"))
+			require.NoError(t, err)
+
+			require.NoError(t, newBus(t, testURL, ns).Publish(context.Background(), gossip.NewEvent(typ, 1)))
+			select {
+			case <-acked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no XACK within 10s")
+			}
+			pending, err := client.XPending(context.Background(), ns+":{"+string(typ)+"}:stream", "billing").Result()
+			require.NoError(t, err)
+			assert.Zero(t, pending.Count, "nothing pending once the XACK was answered")
+		})
+	}
+}
+
+// xackDone signals once an XACK was answered without an error.
+type xackDone struct{ done chan struct{} }
+
+func (xackDone) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h xackDone) answered(cmd goredis.Cmder) {
+	if strings.EqualFold(cmd.Name(), "xack") && cmd.Err() == nil {
+		select {
+		case h.done <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h xackDone) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		h.answered(cmd)
+		return err
+	}
+}
+
+func (h xackDone) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			h.answered(cmd)
+		}
+		return err
+	}
+}

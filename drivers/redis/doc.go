@@ -13,8 +13,9 @@
 // one pipeline. A subscription with gossip.Group reads through a consumer
 // group (XREADGROUP), created when the group's first member subscribes, at
 // the events published from then on (gossip.FromOldest: everything the
-// stream holds). gossip acknowledges handled entries in batches (one XACK
-// per stream and round trip), retries failed ones in process while keeping
+// stream holds). gossip acknowledges handled entries in batches, which the
+// driver queues and sends within a millisecond, one XACK per stream
+// (ack=sync: Ack waits for the reply instead), retries failed ones in process while keeping
 // them alive (XCLAIM ... JUSTID), and dead-letters poison. Entries a member
 // left unacknowledged for longer than gossip.Config.AckWait — it died or
 // stalled — are taken over by another member (XAUTOCLAIM) with their
@@ -42,7 +43,7 @@
 //
 // Open takes go-redis URLs (redis.ParseURL, ParseClusterURL,
 // ParseFailoverURL) plus gossip's parameters mode, prefix, maxlen, maxage,
-// dedup_window, claim_interval, block, refresh_interval, cluster and, for rediss://,
+// dedup_window, claim_interval, block, ack, refresh_interval, cluster and, for rediss://,
 // tls_ca, tls_cert and tls_key (PEM files of a private CA and a client
 // certificate); New takes a ready go-redis client. Every numeric parameter
 // has a range, checked by Open before it dials; the whole open ends by

@@ -44,6 +44,7 @@ func TestParamsOutOfRangeFailAtOpen(t *testing.T) {
 		{"max_retry_backoff=1h", "max_retry_backoff"},
 		{"prefix=" + strings.Repeat("p", 300), "key prefix of 300 bytes (1 to 256)"},
 		{"mode=fast", `unknown mode "fast"`},
+		{"ack=maybe", `"maybe" is neither sync nor async`},
 		{"dedup_window=0", "dedup_window"},
 		{"dedup_window=200h", "dedup_window 200h0m0s out of range (1ms to 168h0m0s)"},
 		{"dedup_window=1m&mode=pubsub", "dedup_window works in Streams mode only"},
@@ -66,7 +67,7 @@ func TestParamsInRange(t *testing.T) {
 	for _, query := range []string{
 		"maxlen=-1", "maxlen=1", "maxage=1s", "block=1ms", "block=1m", "claim_interval=10ms", "refresh_interval=24h",
 		"pool_size=10000", "max_retries=-1", "read_timeout=-1", "read_timeout=-2", "read_timeout=3", "dial_timeout=5m",
-		"conn_max_idle_time=-1", "protocol=2",
+		"conn_max_idle_time=-1", "protocol=2", "ack=sync", "ack=ASYNC",
 	} {
 		o := defaultOptions()
 		c, _, err := parseURL("redis://127.0.0.1:1/0?"+query, &o)

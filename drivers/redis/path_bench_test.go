@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -103,7 +102,7 @@ func BenchmarkDelivery(b *testing.B) {
 			b.Fatal(err)
 		}
 		s, rc := benchStreamSub(b, c, "", n)
-		var buf bytes.Buffer
+		var buf readState
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		b.ReportAllocs()
 		start := cpuTime()
@@ -124,12 +123,13 @@ func BenchmarkDelivery(b *testing.B) {
 		c := benchConn(b, Streams)
 		msgs := benchBatch(n)
 		s, rc := benchStreamSub(b, c, "bench", n)
-		var buf bytes.Buffer
+		var buf readState
 		st := &stream{typ: msgs[0].Type, key: c.streamKey(msgs[0].Type)}
 		if _, err := s.position(ctx, []*stream{st}, "$"); err != nil {
 			b.Fatal(err)
 		}
 		g := groupSub{s}
+		c.opts.syncAck = true // the XACK sent and answered within the op
 		ds := make([]driver.Delivery, 0, n)
 		var spent time.Duration
 		b.ReportAllocs()
@@ -223,4 +223,44 @@ func cpuTime() time.Duration {
 // pays per event on a machine it shares with the server.
 func reportCPU(b *testing.B, spent time.Duration) {
 	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkAck measures a group member's Ack of one event per call, as a
+// subscription handling one event at a time makes them, with ack=sync (a
+// round trip per call) and the default ack=async (queued, one XACK per
+// millisecond). cpu-ns/op counts the process's CPU: the timer's flushes
+// too. The IDs need not be pending: XACK does the same work either way.
+func BenchmarkAck(b *testing.B) {
+	for _, mode := range []string{"sync", "async"} {
+		b.Run(mode, func(b *testing.B) {
+			c := benchConn(b, Streams)
+			c.opts.syncAck = mode == "sync"
+			s, _ := benchStreamSub(b, c, "bench", 1)
+			st := &stream{typ: "bench.acked", key: c.streamKey("bench.acked")}
+			ctx := context.Background()
+			if _, err := s.position(ctx, []*stream{st}, "$"); err != nil {
+				b.Fatal(err)
+			}
+			g := groupSub{s}
+			tokens := make([]entry, 1<<16)
+			for i := range tokens {
+				tokens[i] = entry{st: st, id: fmt.Sprintf("1-%d", i)}
+			}
+			ds := make([]driver.Delivery, 1)
+			b.ReportAllocs()
+			start := cpuTime()
+			i := 0
+			for b.Loop() {
+				ds[0] = driver.Delivery{Token: &tokens[i%len(tokens)]}
+				i++
+				if err := g.Ack(ctx, ds); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := g.closeAcks(ctx); err != nil { // what is still queued
+				b.Fatal(err)
+			}
+			reportCPU(b, cpuTime()-start)
+		})
+	}
 }

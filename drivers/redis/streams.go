@@ -57,6 +57,8 @@ type streamSub struct {
 	notStream map[string]bool    // types whose key is no stream: skipped
 	readers   []*reader
 	lastWarn  time.Time
+
+	acks ackQueue // a group member's acknowledgements not sent yet
 }
 
 // groupSub is a group member: unlike a broadcast listener (a bare
@@ -413,17 +415,23 @@ func (s *streamSub) Stop(ctx context.Context) error {
 	}
 }
 
-// Close makes sure Stop finished and, for a group member, deletes its
-// consumer from each stream's group when nothing is pending for it there.
+// Close makes sure Stop finished and, for a group member, sends the
+// acknowledgements still queued and deletes its consumer from each
+// stream's group when nothing is pending for it there.
 // Entries still pending to it (handed back, or left unacknowledged) are
 // taken over by other members; the consumer is swept once they are.
 func (s *streamSub) Close(ctx context.Context) error {
-	if err := s.Stop(ctx); err != nil {
+	err := s.Stop(ctx)
+	if s.group == "" {
 		return err
 	}
-	if s.group != "" {
-		s.deleteConsumer(ctx)
+	if aerr := (groupSub{s}).closeAcks(ctx); aerr != nil {
+		s.warn("acknowledgements failed at close; the entries are delivered again after AckWait", aerr)
 	}
+	if err != nil {
+		return err
+	}
+	s.deleteConsumer(ctx)
 	return nil
 }
 

@@ -148,15 +148,6 @@ func (s *streamSub) sweep() {
 	}
 }
 
-// Ack acknowledges the entries: one XACK per stream, in one round trip.
-// An entry whose XACK fails stays pending; it is delivered again after
-// AckWait.
-func (g groupSub) Ack(ctx context.Context, ds []driver.Delivery) error {
-	return g.perStream(ctx, "XACK", ds, false, func(p goredis.Pipeliner, key string, _ int, ids []string) {
-		_ = p.Process(ctx, goredis.NewIntCmd(ctx, idArgs([]any{"xack", key, g.group}, ids)...))
-	})
-}
-
 // KeepAlive resets the entries' idle time without counting a delivery
 // (XCLAIM ... JUSTID to this member), so that no other member takes them
 // over for another AckWait.

@@ -26,6 +26,16 @@ type reader struct {
 	clientID int64
 }
 
+// readState is what a reader keeps from one read to the next, so that a
+// read allocates neither its reply's buffer nor its arguments (go-redis
+// writes pointers as the values they point to; a string or an int64 in an
+// any is an allocation each).
+type readState struct {
+	buf          bytes.Buffer // the reply
+	args         []any
+	count, block int64
+}
+
 // nodeFor returns the client of the server r's streams live on, or nil.
 func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 	switch c := s.c.client.(type) {
@@ -120,7 +130,7 @@ func (s *streamSub) read(r *reader) {
 		}
 	}()
 	failures := 0
-	var buf bytes.Buffer // the reply of a read
+	var rs readState
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
 		streams := slices.Clone(r.streams)
@@ -136,7 +146,7 @@ func (s *streamSub) read(r *reader) {
 			t.Stop()
 			continue
 		}
-		res, err := s.fetch(cmd, streams, &buf)
+		res, err := s.fetch(cmd, streams, &rs)
 		switch {
 		case errors.Is(err, goredis.Nil):
 			failures = 0
@@ -186,28 +196,31 @@ func (s *streamSub) read(r *reader) {
 // this member): Stop interrupts it with CLIENT UNBLOCK.
 //
 // On a reader's own client (see rawReads) the reply is read as RESP bytes
-// into buf, the reader's (nothing returned refers to it), and parsed by
-// parseRead; on any other client go-redis parses it.
-func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, buf *bytes.Buffer) ([]readEntries, error) {
+// into rs.buf (nothing returned refers to it), and parsed by parseRead; on
+// any other client go-redis parses it.
+func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, rs *readState) ([]readEntries, error) {
 	count := max(int64(cap(s.ch)-len(s.ch)), 1)
 	if c, ok := cmd.(*goredis.Client); ok && s.rawReads(c) {
-		args := make([]any, 0, 10+2*len(streams))
+		rs.count, rs.block = count, s.c.opts.block.Milliseconds()
+		args := rs.args[:0]
 		if s.group == "" {
 			args = append(args, "xread")
 		} else {
-			args = append(args, "xreadgroup", "group", s.group, s.consumer)
+			args = append(args, "xreadgroup", "group", &s.group, &s.consumer)
 		}
-		args = append(args, "count", count, "block", s.c.opts.block.Milliseconds(), "streams")
+		args = append(args, "count", &rs.count, "block", &rs.block, "streams")
 		for _, st := range streams {
-			args = append(args, st.key)
+			args = append(args, &st.key)
 		}
 		for _, st := range streams {
 			if s.group != "" {
 				args = append(args, ">") // what no member has read yet
 			} else {
-				args = append(args, st.lastID)
+				args = append(args, &st.lastID)
 			}
 		}
+		rs.args = args
+		buf := &rs.buf
 		buf.Reset()
 		if buf.Cap() > maxReadBuffer {
 			*buf = bytes.Buffer{} // not kept after a large reply
@@ -215,7 +228,16 @@ func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, buf *bytes.Buf
 		if err := c.Process(context.Background(), goredis.NewRawWriteToCmd(context.Background(), buf, args...)); err != nil {
 			return nil, err
 		}
-		return parseRead(buf.Bytes(), streams)
+		res, err := parseReply(buf.Bytes(), streams)
+		if s.group != "" || !errors.Is(err, errBadReply) {
+			return res, err
+		}
+		// gossip's parser rejected a reply go-redis may read: a listener
+		// reads again from the same position through go-redis, rather than
+		// failing on it forever. (A group member's read has made the
+		// entries pending to it: they are claimed after AckWait, through
+		// go-redis.)
+		s.warn("a read's reply did not parse; read again through go-redis", err)
 	}
 	args := make([]string, 2*len(streams)) // the keys, then the IDs to read after
 	for i, st := range streams {
@@ -252,6 +274,9 @@ func (s *streamSub) fetch(cmd goredis.Cmdable, streams []*stream, buf *bytes.Buf
 	}
 	return out, nil
 }
+
+// parseReply parses a raw read's reply: parseRead, but for tests.
+var parseReply = parseRead
 
 // rawReads reports whether a read on c can be sent as a raw command: c
 // must not time out before the read's Block is over, as go-redis's own

@@ -51,7 +51,7 @@ func TestRawReadGivesPublishedEvents(t *testing.T) {
 				})
 
 				s, rc := rawSub(t, c, group)
-				var buf bytes.Buffer
+				var buf readState
 				sent := []*driver.Message{sampleMessage(), sampleMessage()}
 				sent[1].ID, sent[1].Data, sent[1].Metadata = "second", nil, nil
 				st := &stream{typ: sent[0].Type, key: c.streamKey(sent[0].Type), lastID: "0"}
@@ -231,4 +231,61 @@ func FuzzStreamReply(f *testing.F) {
 			t.Fatalf("parsed %q %q %q, want %q %q", e.id, e.fields, e.data, want, data)
 		}
 	})
+}
+
+// A listener whose read's reply gossip's parser rejects reads it again
+// through go-redis and receives the events, instead of re-reading the
+// same reply forever.
+func TestListenerReadsThroughGoRedisWhenTheReplyDoesNotParse(t *testing.T) {
+	url := os.Getenv("GOSSIP_REDIS_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("GOSSIP_REDIS_URL is not set; CI needs a real Redis")
+		}
+		t.Skip("GOSSIP_REDIS_URL is not set")
+	}
+	rejected := make(chan struct{}, 1)
+	parseReply = func(b []byte, streams []*stream) ([]readEntries, error) {
+		if res, err := parseRead(b, streams); err != nil || len(res) == 0 {
+			return res, err // nothing read: nothing to reject
+		}
+		select {
+		case rejected <- struct{}{}:
+		default:
+		}
+		return nil, fmt.Errorf("%w: rejected by the test", errBadReply)
+	}
+	t.Cleanup(func() { parseReply = parseRead })
+
+	o, err := goredis.ParseURL(url)
+	require.NoError(t, err)
+	client := goredis.NewClient(o)
+	t.Cleanup(func() { _ = client.Close() })
+	prefix := fmt.Sprintf("gt_fallback_%x", rand.Uint32())
+	dc, err := New(client, Prefix(prefix), Block(20*time.Millisecond), Logger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	c := dc.(*conn)
+	ctx := context.Background()
+	sent := sampleMessage()
+	t.Cleanup(func() {
+		_ = client.Del(ctx, c.streamKey(sent.Type), c.typesKey()).Err()
+		_ = c.Close(ctx)
+	})
+	sub, err := c.Subscribe(ctx, driver.SubscribeSpec{Pattern: sent.Type, BufferSize: 10})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close(ctx) })
+
+	require.NoError(t, c.Publish(ctx, []*driver.Message{sent}))
+	select {
+	case d := <-sub.Deliveries():
+		require.NoError(t, d.Err)
+		assert.Equal(t, sent.ID, d.ID)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery within 10s")
+	}
+	select {
+	case <-rejected:
+	default:
+		t.Fatal("the raw reply was never rejected: the test proves nothing")
+	}
 }

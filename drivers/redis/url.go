@@ -62,6 +62,7 @@ type options struct {
 	// it bounds Open.
 	dialTimeout time.Duration
 	dedupWindow time.Duration // DedupWindow (dedup.go)
+	syncAck     bool          // SyncAck (streams_acks.go)
 	logger      *slog.Logger
 	source      string
 }
@@ -107,6 +108,19 @@ func Block(d time.Duration) Option { return func(o *options) { o.block = d } }
 // registry of event types, besides the notifications it receives when a
 // type is first published (URL: refresh_interval=10s; default 10s).
 func RefreshInterval(d time.Duration) Option { return func(o *options) { o.refreshInterval = d } }
+
+// SyncAck makes a group member's Ack wait for Redis to answer its XACK
+// (URL: ack=sync): a round trip per batch gossip acknowledges, which one
+// event at a time is one per event. By default an ack is queued and sent
+// within a millisecond, in one XACK with the others acknowledged meanwhile,
+// and the queue is sent before the subscription's Close returns: an ack
+// lost on the way (a broken connection, a crash) means a redelivery after
+// AckWait, which at-least-once allows. As the NATS driver's ack=async.
+func SyncAck() Option { return func(o *options) { o.syncAck = true } }
+
+// AsyncAck queues acknowledgements and sends them in batches: the default.
+// It undoes SyncAck (URL: ack=async).
+func AsyncAck() Option { return func(o *options) { o.syncAck = false } }
 
 // Logger receives the driver's diagnostics (default slog.Default(); Open
 // uses gossip.Config.Logger).
@@ -194,6 +208,7 @@ func (o *options) validate() error {
 // option; the other parameters go to go-redis. The ranges are validate's.
 var params = map[string]func(o *options, v string) error{
 	"mode":             func(o *options, v string) error { o.mode = Mode(strings.ToLower(v)); return nil },
+	"ack":              parseAck,
 	"prefix":           func(o *options, v string) error { o.prefix = v; return nil },
 	"maxlen":           func(o *options, v string) (err error) { o.maxLen, err = parseNonZero(v); return err },
 	"maxage":           func(o *options, v string) (err error) { o.maxAge, err = parseDuration(v); return err },
@@ -205,6 +220,19 @@ var params = map[string]func(o *options, v string) error{
 	"tls_ca":           func(o *options, v string) error { o.tlsCA = v; return nil },
 	"tls_cert":         func(o *options, v string) error { o.tlsCert = v; return nil },
 	"tls_key":          func(o *options, v string) error { o.tlsKey = v; return nil },
+}
+
+// parseAck sets SyncAck for ack=sync, AsyncAck for ack=async.
+func parseAck(o *options, v string) error {
+	switch strings.ToLower(v) {
+	case "sync":
+		o.syncAck = true
+	case "async":
+		o.syncAck = false
+	default:
+		return fmt.Errorf("%q is neither sync nor async", v)
+	}
+	return nil
 }
 
 // parseNonZero parses a count of a URL, where 0 (the Options' "default")
