@@ -111,7 +111,7 @@ func (c *Conn) jsMessage(m *driver.Message) *wireMsg {
 	if !strings.HasPrefix(m.Type, deadLetterPrefix) {
 		msgID = m.Type + ":" + m.ID
 	}
-	return encodeMessage(c.Subject(m.Type), m, msgID)
+	return encodeMessage(c.publishSubject(m.Type), m, msgID)
 }
 
 // defaultPublishOpts bound the wait for room among nats.go's pending
