@@ -315,9 +315,9 @@ func (s *jsSub) pullUntilError() (got bool, err error) {
 		}
 		cut()
 	}()
-	next := jetstream.NextContext(pulling)
+	next := []jetstream.NextOpt{jetstream.NextContext(pulling)} // one list, not one per message
 	for {
-		msg, err := it.Next(next)
+		msg, err := it.Next(next...)
 		if err != nil {
 			if s.stopping.Err() != nil && s.aborting.Err() == nil {
 				s.takeBuffered(it)
