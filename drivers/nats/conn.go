@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,6 +162,8 @@ type Conn struct {
 	streamMu    sync.Mutex  // one stream lookup at a time
 	streamReady atomic.Bool // the stream was found or made
 
+	subjects atomic.Pointer[map[string]string] // publishSubject's cache, copied on write
+
 	closed atomic.Bool
 }
 
@@ -197,6 +200,36 @@ func (c *Conn) Subject(eventType string) string {
 		return eventType
 	}
 	return c.cfg.prefix + "." + eventType
+}
+
+// maxCachedSubjects bounds publishSubject's cache: a service publishes a
+// few event types, and one that makes types up as it goes gets the
+// concatenation per event beyond this many.
+const maxCachedSubjects = 256
+
+// publishSubject is Subject(eventType) for Publish, from a cache: with a
+// prefix, the concatenation would cost an allocation per event. The cache
+// is copied on write; of two publishers adding a type at once one copy
+// wins, and the other type is added again on its next publish.
+func (c *Conn) publishSubject(eventType string) string {
+	if c.cfg.prefix == "" {
+		return eventType
+	}
+	var have map[string]string
+	if p := c.subjects.Load(); p != nil {
+		have = *p
+		if s, ok := have[eventType]; ok {
+			return s
+		}
+	}
+	s := c.Subject(eventType)
+	if len(have) < maxCachedSubjects {
+		next := make(map[string]string, len(have)+1)
+		maps.Copy(next, have)
+		next[eventType] = s
+		c.subjects.Store(&next)
+	}
+	return s
 }
 
 // eventType is the event type a subject carries.

@@ -17,7 +17,7 @@ import (
 // (at-most-once).
 func (c *Conn) publishCore(ctx context.Context, msgs []*driver.Message) error {
 	for _, m := range msgs {
-		w := encodeMessage(c.Subject(m.Type), m, "")
+		w := encodeMessage(c.publishSubject(m.Type), m, "")
 		err := c.nc.PublishMsg(&w.Msg)
 		w.release()
 		if err != nil {

@@ -111,7 +111,7 @@ func (c *Conn) jsMessage(m *driver.Message) *wireMsg {
 	if !strings.HasPrefix(m.Type, deadLetterPrefix) {
 		msgID = m.Type + ":" + m.ID
 	}
-	return encodeMessage(c.Subject(m.Type), m, msgID)
+	return encodeMessage(c.publishSubject(m.Type), m, msgID)
 }
 
 // defaultPublishOpts bound the wait for room among nats.go's pending
@@ -121,10 +121,23 @@ var defaultPublishOpts = []jetstream.PublishOpt{jetstream.WithStallWait(ackTimeo
 // publishJS sends every message with an asynchronous publish, then waits
 // for each one's PubAck: a batch costs one round trip, and concurrent
 // callers' messages share nats.go's writes while each waits for its own
-// PubAck (no timer, no waiting for other callers).
+// PubAck (no waiting for other callers). A single message goes as a
+// request that the PubAck answers, which needs none of the asynchronous
+// publish's bookkeeping (its future, its reply token, its timer).
 func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	if err := c.ensureStream(ctx); err != nil {
 		return err
+	}
+	if len(msgs) == 1 {
+		w := c.jsMessage(msgs[0])
+		rctx, cancel := withDeadline(ctx)
+		_, err := c.js.PublishMsg(rctx, &w.Msg)
+		cancel()
+		if err != nil {
+			return c.publishError(ctx, msgs[0], err)
+		}
+		w.release() // answered: nats.go no longer sends it
+		return nil
 	}
 	opts := defaultPublishOpts // one list for every message, not one each
 	if dl, ok := ctx.Deadline(); ok {
@@ -315,9 +328,9 @@ func (s *jsSub) pullUntilError() (got bool, err error) {
 		}
 		cut()
 	}()
-	next := jetstream.NextContext(pulling)
+	next := []jetstream.NextOpt{jetstream.NextContext(pulling)} // one list, not one per message
 	for {
-		msg, err := it.Next(next)
+		msg, err := it.Next(next...)
 		if err != nil {
 			if s.stopping.Err() != nil && s.aborting.Err() == nil {
 				s.takeBuffered(it)

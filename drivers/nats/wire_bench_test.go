@@ -173,3 +173,75 @@ func BenchmarkDelivery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRawHeaders measures plain nats.go, without gossip, moving the
+// body of a typed event from one connection to an async subscription on
+// another through an embedded server, per message: with no headers (what
+// the bench's raw client sends), with the CloudEvents binary-mode headers
+// gossip writes for an event without metadata, and with those but
+// content-type (the price of one header). The differences are what the
+// wire format costs any client, whatever the bus on top: nats.go builds
+// the header block from a map on publish and parses it into a map on
+// delivery, and the server scans it.
+func BenchmarkRawHeaders(b *testing.B) {
+	url := benchServer(b)
+	m := benchMessage()
+	m.Metadata = nil
+	ce := encodeMessage("raw.headers", m, "")
+	withoutCT := natsgo.Header{}
+	for k, v := range ce.Header {
+		if k != HeaderContentType {
+			withoutCT[k] = v
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		header natsgo.Header
+	}{{"none", nil}, {"cloudevents", ce.Header}, {"cloudevents-no-content-type", withoutCT}} {
+		b.Run(tc.name, func(b *testing.B) {
+			const window = 512
+			sc, err := natsgo.Connect(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sc.Close()
+			got := make(chan struct{}, window)
+			sub, err := sc.Subscribe("raw.headers", func(*natsgo.Msg) { got <- struct{}{} })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = sub.Unsubscribe() }()
+			if err := sc.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			pc, err := natsgo.Connect(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pc.Close()
+			msg := &natsgo.Msg{Subject: "raw.headers", Header: tc.header, Data: m.Data}
+			credit := make(chan struct{}, window)
+			done := make(chan error, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			go func() {
+				for range b.N {
+					credit <- struct{}{}
+					if err := pc.PublishMsg(msg); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- pc.Flush()
+			}()
+			for range b.N {
+				<-got
+				<-credit
+			}
+			b.StopTimer()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +148,21 @@ func TestWireTraceHeadersRoundTripUnsafeValues(t *testing.T) {
 	}
 	got := roundTrip(t, m)
 	assert.Equal(t, m.Metadata, got.Metadata)
+}
+
+// publishSubject gives Subject's answer for every type, cached or not: up
+// to maxCachedSubjects types are kept, the ones beyond are made each time.
+func TestPublishSubjectIsSubject(t *testing.T) {
+	for _, prefix := range []string{"", "gossip"} {
+		c := &Conn{cfg: config{prefix: prefix}}
+		for round := range 2 {
+			for i := range maxCachedSubjects + 10 {
+				typ := "orders.t" + strconv.Itoa(i)
+				require.Equal(t, c.Subject(typ), c.publishSubject(typ), "prefix %q, round %d", prefix, round)
+			}
+		}
+		if p := c.subjects.Load(); prefix != "" && assert.NotNil(t, p) {
+			assert.Len(t, *p, maxCachedSubjects)
+		}
+	}
 }

@@ -155,7 +155,21 @@ func (b *Binding) NewDecoder(typ string, data []byte) Decoder {
 // Add reads one header or field. Names of no convention (another
 // producer's) are metadata as they are.
 func (d *Decoder) Add(name, value string) {
-	switch lname := strings.ToLower(name); lname {
+	// The names gossip writes are in lower case already: only another
+	// producer's need the lower-case copy (and the scan that makes it).
+	if d.attribute(name, value) {
+		return
+	}
+	if lname := strings.ToLower(name); lname != name && d.attribute(lname, value) {
+		return
+	}
+	d.extension(name, value)
+}
+
+// attribute reads a header or field whose name, in lower case, is a
+// CloudEvents attribute or trace context, and reports whether it was one.
+func (d *Decoder) attribute(lname, value string) bool {
+	switch lname {
 	case NameSpecVersion:
 		d.spec, d.hasSpec = value, true
 	case NameID:
@@ -171,22 +185,28 @@ func (d *Decoder) Add(name, value string) {
 	case "traceparent", "tracestate", "baggage":
 		setMeta(d.m, lname, value)
 	default:
-		switch {
-		case hasPrefixFold(name, d.b.MetaPrefix):
-			k := name[len(d.b.MetaPrefix):]
-			if d.b.Escape {
-				var err error
-				if k, err = unescape(k); err != nil {
-					d.problems = append(d.problems, fmt.Sprintf("bad metadata name %q: %v", name, err))
-					k = name
-				}
+		return false
+	}
+	return true
+}
+
+// extension reads a header or field that is not an attribute: metadata.
+func (d *Decoder) extension(name, value string) {
+	switch {
+	case hasPrefixFold(name, d.b.MetaPrefix):
+		k := name[len(d.b.MetaPrefix):]
+		if d.b.Escape {
+			var err error
+			if k, err = unescape(k); err != nil {
+				d.problems = append(d.problems, fmt.Sprintf("bad metadata name %q: %v", name, err))
+				k = name
 			}
-			setMeta(d.m, k, d.b.unescape(value))
-		case hasPrefixFold(name, extPrefix):
-			setMeta(d.m, strings.ToLower(name[len(extPrefix):]), d.b.unescape(value))
-		default: // another producer's, as it is
-			setMeta(d.m, name, value)
 		}
+		setMeta(d.m, k, d.b.unescape(value))
+	case hasPrefixFold(name, extPrefix):
+		setMeta(d.m, strings.ToLower(name[len(extPrefix):]), d.b.unescape(value))
+	default: // another producer's, as it is
+		setMeta(d.m, name, value)
 	}
 }
 
