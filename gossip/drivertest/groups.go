@@ -29,12 +29,7 @@ func (s *suite) testBroadcastStartsNow(t *testing.T) {
 	pub, sub := e.bus(), e.bus()
 	before := gossip.NewEvent(e.typ("now"), "before")
 	e.publish(pub, before)
-	if s.h.QueuedPublish {
-		// "before" may still be in the publisher's client: Shutdown sends
-		// it, so the transport has it before the subscription starts.
-		require.NoError(t, pub.Shutdown(context.Background()), "Shutdown")
-		pub = e.bus()
-	}
+	pub = s.sent(t, e, pub)
 	k := newSink()
 	e.subscribe(sub, e.typ("now"), k.handler, gossip.Workers(1))
 	after := gossip.NewEvent(e.typ("now"), "after")
@@ -48,6 +43,18 @@ func (s *suite) testBroadcastStartsNow(t *testing.T) {
 	for _, ev := range got {
 		assert.NotEqual(t, before.ID, ev.ID, "event published before Subscribe was delivered")
 	}
+}
+
+// sent makes sure the transport has what pub published before the test
+// goes on: where Publish may return while events are still queued in the
+// publisher's client, Shutdown sends them, and a new bus publishes from
+// then on.
+func (s *suite) sent(t *testing.T, e *env, pub *gossip.EventBus) *gossip.EventBus {
+	if !s.h.QueuedPublish {
+		return pub
+	}
+	require.NoError(t, pub.Shutdown(context.Background()), "Shutdown")
+	return e.bus()
 }
 
 func (s *suite) testBroadcastFanOut(t *testing.T) {
@@ -204,6 +211,7 @@ func (s *suite) testNewGroupStartsNew(t *testing.T) {
 	pub := e.bus()
 	old := gossip.NewEvent(e.typ("start"), "old")
 	e.publish(pub, old)
+	pub = s.sent(t, e, pub) // "old" is on the transport before the group exists
 	k := newSink()
 	e.subscribe(e.bus(), e.typ("start"), k.handler, gossip.Group("fresh"), gossip.Workers(1))
 	newer := gossip.NewEvent(e.typ("start"), "new")
