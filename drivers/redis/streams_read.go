@@ -9,6 +9,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/gossipbus/gossip/gossip/driver"
 )
@@ -63,6 +64,12 @@ func (s *streamSub) nodeFor(r *reader, reload bool) *goredis.Client {
 func (s *streamSub) readerClient(r *reader, node *goredis.Client) *goredis.Client {
 	o := *node.Options()
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 1
+	// Not node's maintenance-notification settings, which go-redis
+	// changes under a lock of node's own when a connection's handshake
+	// finds the server without them (NewClient copying them raced with
+	// that): a reader's one blocking connection takes no such push
+	// messages, and reconnects when its server goes.
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	// o holds node's settings as go-redis normalized them; NewClient
 	// normalizes again, so "none" goes back as the value that says it.
 	switch {
