@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -159,4 +160,118 @@ func (h xackDone) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 		}
 		return err
 	}
+}
+
+// slowXACK makes every XACK round trip take delay, counts how many are
+// under way at once (peak), and signals each one's start on started.
+type slowXACK struct {
+	delay    time.Duration
+	inFlight *atomic.Int64
+	peak     *atomic.Int64
+	started  chan struct{}
+}
+
+func (slowXACK) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h slowXACK) around(cmds []goredis.Cmder, next func() error) error {
+	if !slices.ContainsFunc(cmds, func(c goredis.Cmder) bool { return strings.EqualFold(c.Name(), "xack") }) {
+		return next()
+	}
+	n := h.inFlight.Add(1)
+	defer h.inFlight.Add(-1)
+	for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+	}
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	time.Sleep(h.delay) // a slow Redis
+	return next()
+}
+
+func (h slowXACK) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		return h.around([]goredis.Cmder{cmd}, func() error { return next(ctx, cmd) })
+	}
+}
+
+func (h slowXACK) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		return h.around(cmds, func() error { return next(ctx, cmds) })
+	}
+}
+
+// While Redis answers an XACK slowly, a subscription's later acks wait
+// for it and go in its next XACK: one acknowledging round trip at a time
+// (not one more every millisecond, each holding a connection of the
+// pool), and every event is still acknowledged.
+func TestSlowAcksGoOneRoundTripAtATime(t *testing.T) {
+	requireRedis(t)
+	ns := newNS(t)
+	const n = 300
+	typ := gossip.EventType("acks.slow")
+	var inFlight, peak atomic.Int64
+	client := newClient(t, testURL)
+	client.AddHook(slowXACK{delay: 50 * time.Millisecond, inFlight: &inFlight, peak: &peak, started: make(chan struct{}, 1)})
+	conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard))
+	require.NoError(t, err)
+	sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
+	require.NoError(t, err)
+	var handled atomic.Int64
+	all := make(chan struct{})
+	_, err = sub.Subscribe(typ, func(context.Context, *gossip.Event) error {
+		if handled.Add(1) == n {
+			close(all)
+		}
+		return nil
+	}, gossip.Group("billing"), gossip.Workers(4))
+	require.NoError(t, err)
+	pub := newBus(t, testURL, ns)
+	for i := range n { // one at a time: acks spread over many milliseconds
+		require.NoError(t, pub.Publish(context.Background(), gossip.NewEvent(typ, i)))
+	}
+	select {
+	case <-all:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("handled %d of %d events", handled.Load(), n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, sub.Shutdown(ctx))
+	assert.Equal(t, int64(1), peak.Load(), "XACK round trips under way at once")
+	pending, err := client.XPending(context.Background(), ns+":{"+string(typ)+"}:stream", "billing").Result()
+	require.NoError(t, err)
+	assert.Zero(t, pending.Count, "every event acknowledged")
+}
+
+// Shutdown whose ctx ends while an XACK flush waits for Redis returns when
+// its ctx ends, not when Redis answers.
+func TestShutdownDoesNotWaitOutASlowAckFlush(t *testing.T) {
+	requireRedis(t)
+	ns := newNS(t)
+	typ := gossip.EventType("acks.stuck")
+	var inFlight, peak atomic.Int64
+	started := make(chan struct{}, 1)
+	client := newClient(t, testURL)
+	client.AddHook(slowXACK{delay: 3 * time.Second, inFlight: &inFlight, peak: &peak, started: started})
+	conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard))
+	require.NoError(t, err)
+	sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
+	require.NoError(t, err)
+	_, err = sub.Subscribe(typ, func(context.Context, *gossip.Event) error { return nil }, gossip.Group("billing"))
+	require.NoError(t, err)
+	require.NoError(t, newBus(t, testURL, ns).Publish(context.Background(), gossip.NewEvent(typ, 1)))
+	select {
+	case <-started: // the event was handled and its XACK is under way
+	case <-time.After(10 * time.Second):
+		t.Fatal("no XACK within 10s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	_ = sub.Shutdown(ctx)
+	assert.Less(t, time.Since(begin), 2*time.Second, "Shutdown waited for the XACK flush after its ctx ended")
+	// The hook's round trip ends by itself: wait for it, so that nothing
+	// of the test outlives it.
+	require.Eventually(t, func() bool { return inFlight.Load() == 0 }, 10*time.Second, 10*time.Millisecond)
 }

@@ -20,20 +20,27 @@ const ackDelay = time.Millisecond
 // itself, at once: a bound on the queue and on one XACK's size.
 const ackBatch = 1024
 
-// ackTimeout bounds a flush the timer started.
+// ackTimeout bounds each XACK round trip of a flush.
 const ackTimeout = 5 * time.Second
 
 // ackQueue holds the entries acknowledged but not sent yet (SyncAck off),
 // per stream, until the flush ackDelay after the first of them, or until
-// ackBatch of them wait, or until Close.
+// ackBatch of them wait, or until Close. One flush runs at a time: it sends
+// what was queued meanwhile before it ends, so a slow Redis holds one
+// connection for acks, not one per millisecond.
 type ackQueue struct {
 	mu        sync.Mutex
 	streams   []streamAcks
 	n         int
-	timer     *time.Timer    // flushes the queue; made once
+	timer     *time.Timer    // starts a flush; made once
 	scheduled bool           // timer set and not fired yet
+	flushing  bool           // a flush is sending
 	flushes   sync.WaitGroup // timer flushes scheduled or under way
 	closed    bool
+	// ctx is the timer flushes' context, cancelled when Close gives up
+	// waiting for them.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // streamAcks are the IDs of entries of one stream to acknowledge.
@@ -75,15 +82,17 @@ func (g groupSub) Ack(ctx context.Context, ds []driver.Delivery) error {
 		q.streams[i].ids = append(q.streams[i].ids, e.id)
 	}
 	q.n += len(ds)
-	if q.n >= ackBatch {
-		batch := q.take()
+	switch {
+	case q.flushing: // the flush under way sends them next
+	case q.n >= ackBatch:
+		q.flushing = true
 		q.mu.Unlock()
-		return g.sendAcks(ctx, batch)
-	}
-	if !q.scheduled {
+		return g.flush(ctx)
+	case !q.scheduled:
 		q.scheduled = true
 		q.flushes.Add(1)
 		if q.timer == nil {
+			q.ctx, q.cancel = context.WithCancel(context.Background())
 			q.timer = time.AfterFunc(ackDelay, g.flushAcks)
 		} else {
 			q.timer.Reset(ackDelay)
@@ -100,23 +109,49 @@ func (q *ackQueue) take() []streamAcks {
 	return batch
 }
 
-// flushAcks sends the queue when the timer fires.
+// flush sends the queue, and what is queued while it sends, until it is
+// empty; the caller set q.flushing, which flush clears. It returns the
+// first error.
+func (g groupSub) flush(ctx context.Context) error {
+	q := &g.acks
+	var first error
+	for {
+		q.mu.Lock()
+		batch := q.take()
+		if len(batch) == 0 {
+			q.flushing = false
+			q.mu.Unlock()
+			return first
+		}
+		q.mu.Unlock()
+		if err := g.sendAcks(ctx, batch); err != nil && first == nil {
+			first = err
+		}
+	}
+}
+
+// flushAcks sends the queue when the timer fires, unless a flush is under
+// way (it sends what the timer would).
 func (g groupSub) flushAcks() {
 	q := &g.acks
 	defer q.flushes.Done()
 	q.mu.Lock()
 	q.scheduled = false
-	batch := q.take()
+	if q.flushing {
+		q.mu.Unlock()
+		return
+	}
+	q.flushing = true
 	q.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-	defer cancel()
-	if err := g.sendAcks(ctx, batch); err != nil {
+	if err := g.flush(q.ctx); err != nil {
 		g.warn("acknowledgements failed; the entries are delivered again after AckWait", err)
 	}
 }
 
-// closeAcks sends what the queue holds and waits for the flushes under
-// way; later acks are sent at once.
+// closeAcks waits for a timer flush under way, then sends what the queue
+// still holds; later acks are sent at once. When ctx ends first it stops
+// waiting and cancels the flush: what it had not sent stays pending and is
+// delivered again after AckWait.
 func (g groupSub) closeAcks(ctx context.Context) error {
 	q := &g.acks
 	q.mu.Lock()
@@ -125,14 +160,26 @@ func (g groupSub) closeAcks(ctx context.Context) error {
 		q.scheduled = false
 		q.flushes.Done()
 	}
+	cancel := q.cancel // set with the timer, before Close
+	q.mu.Unlock()
+	if cancel != nil {
+		defer cancel()
+		flushed := make(chan struct{})
+		go func() { q.flushes.Wait(); close(flushed) }()
+		select {
+		case <-flushed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	q.mu.Lock()
 	batch := q.take()
 	q.mu.Unlock()
-	err := g.sendAcks(ctx, batch)
-	q.flushes.Wait()
-	return err
+	return g.sendAcks(ctx, batch)
 }
 
-// sendAcks sends one XACK per stream of batch, in one round trip.
+// sendAcks sends one XACK per stream of batch, in one round trip of at
+// most ackTimeout.
 func (g groupSub) sendAcks(ctx context.Context, batch []streamAcks) error {
 	n := 0
 	for _, b := range batch {
@@ -141,6 +188,8 @@ func (g groupSub) sendAcks(ctx context.Context, batch []streamAcks) error {
 	if n == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
 	cmds := make([]goredis.Cmder, len(batch))
 	for i, b := range batch {
 		cmds[i] = goredis.NewIntCmd(ctx, idArgs([]any{"xack", b.st.key, g.group}, b.ids)...)
