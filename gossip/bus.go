@@ -259,6 +259,7 @@ func (b *EventBus) send(ctx context.Context, events []*Event) (err error) {
 			return fmt.Errorf("%w: event %s (%s) is %d bytes, the limit is %d (Config.MaxEventSize)", ErrEventTooLarge, e.ID, e.Type, n, b.cfg.MaxEventSize)
 		}
 	}
+	held = true // until Publish returns nil (not if it panics)
 	err = b.conn.Publish(ctx, ps.msgs)
 	held = err != nil
 	return err
@@ -466,13 +467,19 @@ wait:
 	return errors.Join(errs...)
 }
 
-// boundedContext is ctx while it lasts, at most limit; once ctx has ended, a
-// second's grace for the transport to let go.
+// boundedContext is ctx while it lasts, at most limit; once ctx has ended
+// (before the call or during it), a second's grace for the transport to let
+// go.
 func boundedContext(ctx context.Context, limit time.Duration) context.Context {
 	if ctx.Err() != nil {
-		limit = min(limit, time.Second)
+		limit = min(limit, graceAfterCtx)
 	}
 	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
-	context.AfterFunc(c, cancel)
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(graceAfterCtx, cancel) })
+	context.AfterFunc(c, func() { stop(); cancel() })
 	return c
 }
+
+// graceAfterCtx is how long a closing transport may go on once the ctx of
+// Shutdown (or Unsubscribe) ended.
+const graceAfterCtx = time.Second
