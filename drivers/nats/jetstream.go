@@ -18,9 +18,9 @@ import (
 
 const (
 	// ackTimeout bounds a request to the server without a ctx deadline: a
-	// lone PubAck, a double ack, a consumer lookup, a flush.
+	// double ack, a consumer lookup, a flush.
 	ackTimeout = 5 * time.Second
-	// publishTimeout bounds the wait for a PubAck of a batch.
+	// publishTimeout bounds the wait for a PubAck.
 	publishTimeout = 10 * time.Second
 	// fetchExpiry bounds one pull request; fetchHeartbeat is how often the
 	// server says it is still there during one, so a lost server is noticed
@@ -130,7 +130,8 @@ func (c *Conn) publishJS(ctx context.Context, msgs []*driver.Message) error {
 	}
 	if len(msgs) == 1 {
 		w := c.jsMessage(msgs[0])
-		rctx, cancel := withDeadline(ctx)
+		// A lost PubAck fails it after publishTimeout, as it fails a batch.
+		rctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		_, err := c.js.PublishMsg(rctx, &w.Msg)
 		cancel()
 		if err != nil {
