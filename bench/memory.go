@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -229,6 +230,10 @@ func openGoChannel(run int, sh Shape, typed bool, recv Receiver) (Pipe, error) {
 // subscription channels. typed: it publishes Payload values marshalled
 // with encoding/json and unmarshals each message into a Payload, as a
 // Watermill user with a struct would (Watermill's payloads are []byte).
+// quietWait bounds how long Close waits for Watermill's subscribers to
+// receive nothing more.
+const quietWait = 5 * time.Second
+
 type wmPipe struct {
 	pub     message.Publisher
 	topic   string
@@ -237,6 +242,8 @@ type wmPipe struct {
 	cancel  context.CancelFunc
 	closers []func() error
 	wg      sync.WaitGroup
+	last    atomic.Int64 // when the consumers last received a message (unix ns)
+	running atomic.Int32 // consumers whose channel is open
 }
 
 // pipe is p as the harness should drive it: values when typed.
@@ -249,9 +256,12 @@ func (p *wmPipe) pipe() Pipe {
 
 func (p *wmPipe) consume(msgs <-chan *message.Message) {
 	p.wg.Add(1)
+	p.running.Add(1)
 	go func() {
 		defer p.wg.Done()
+		defer p.running.Add(-1)
 		for m := range msgs {
+			p.last.Store(time.Now().UnixNano())
 			if p.typed {
 				var v Payload
 				if err := json.Unmarshal(m.Payload, &v); err != nil {
@@ -299,14 +309,27 @@ func (p wmValuePipe) PublishValues(_ context.Context, batch []Payload) error {
 	return p.pub.Publish(p.topic, msgs...)
 }
 
+// Close waits for the subscribers to go quiet (at most quietWait) before it
+// closes them: watermill-nats v2.1.3 may close a subscription's output
+// channel while its NATS callback is about to send a message on it, which
+// panics ("send on closed channel": it crashed whole bench runs after a
+// capped run, whose backlog was still arriving). The measured window has
+// ended by then.
 func (p *wmPipe) Close() error {
-	p.cancel()
-	var first error
-	for _, c := range p.closers {
+	first := p.closers[0]() // the publisher: nothing new
+	quiet := time.NewTicker(20 * time.Millisecond)
+	for deadline := time.Now().Add(quietWait); time.Now().Before(deadline); <-quiet.C {
+		if p.running.Load() == 0 || time.Since(time.Unix(0, p.last.Load())) > 200*time.Millisecond {
+			break
+		}
+	}
+	quiet.Stop()
+	for _, c := range p.closers[1:] {
 		if err := c(); err != nil && first == nil {
 			first = err
 		}
 	}
+	p.cancel()
 	p.wg.Wait()
 	return first
 }
