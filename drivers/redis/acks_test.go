@@ -25,20 +25,9 @@ func TestAcksCoalescedAndFlushedAtShutdown(t *testing.T) {
 	const n = 2000
 	typ := gossip.EventType("batch.acked")
 	var xacks, acked atomic.Int64
-	client := newClient(t, testURL)
-	client.AddHook(xackCounter{&xacks, &acked})
-	conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard))
-	require.NoError(t, err)
-	sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
-	require.NoError(t, err)
-	var handled atomic.Int64
-	all := make(chan struct{})
-	_, err = sub.Subscribe(typ, func(ctx context.Context, e *gossip.Event) error {
-		if handled.Add(1) == n {
-			close(all)
-		}
-		return nil
-	}, gossip.Group("billing"), gossip.Workers(10))
+	sub, client := hookedSubscriber(t, ns, xackCounter{&xacks, &acked})
+	h, waitAll := countTo(n)
+	_, err := sub.Subscribe(typ, h, gossip.Group("billing"), gossip.Workers(10))
 	require.NoError(t, err)
 
 	pub := newBus(t, testURL, ns)
@@ -47,21 +36,12 @@ func TestAcksCoalescedAndFlushedAtShutdown(t *testing.T) {
 		events[i] = gossip.NewEvent(typ, i)
 	}
 	require.NoError(t, pub.Publish(context.Background(), events...))
-	select {
-	case <-all:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("handled %d of %d events", handled.Load(), n)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	require.NoError(t, sub.Shutdown(ctx))
+	waitAll(t)
+	shutdownWithin(t, sub)
 
 	assert.Equal(t, int64(n), acked.Load(), "every event acked once")
 	assert.Less(t, xacks.Load(), int64(n), "acks are coalesced")
-	check := newClient(t, testURL)
-	pending, err := check.XPending(context.Background(), ns+":{"+string(typ)+"}:stream", "billing").Result()
-	require.NoError(t, err)
-	assert.Zero(t, pending.Count, "nothing left pending after Shutdown")
+	assert.Zero(t, pendingIn(t, client, ns, typ, "billing"), "nothing left pending after Shutdown")
 }
 
 // xackCounter counts XACK commands and the IDs they carry.
@@ -102,19 +82,13 @@ func TestAckSentWhileSubscribed(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			ns := newNS(t)
 			typ := gossip.EventType("acked." + mode)
-			client := newClient(t, testURL)
 			acked := make(chan struct{}, 1)
-			client.AddHook(xackDone{acked})
 			opt := redisdrv.AsyncAck()
 			if mode == "sync" {
 				opt = redisdrv.SyncAck()
 			}
-			conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard), opt)
-			require.NoError(t, err)
-			sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = sub.Shutdown(context.Background()) })
-			_, err = sub.Subscribe(typ, func(context.Context, *gossip.Event) error { return nil }, gossip.Group("billing"))
+			sub, client := hookedSubscriber(t, ns, xackDone{acked}, opt)
+			_, err := sub.Subscribe(typ, func(context.Context, *gossip.Event) error { return nil }, gossip.Group("billing"))
 			require.NoError(t, err)
 
 			require.NoError(t, newBus(t, testURL, ns).Publish(context.Background(), gossip.NewEvent(typ, 1)))
@@ -123,9 +97,7 @@ func TestAckSentWhileSubscribed(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("no XACK within 10s")
 			}
-			pending, err := client.XPending(context.Background(), ns+":{"+string(typ)+"}:stream", "billing").Result()
-			require.NoError(t, err)
-			assert.Zero(t, pending.Count, "nothing pending once the XACK was answered")
+			assert.Zero(t, pendingIn(t, client, ns, typ, "billing"), "nothing pending once the XACK was answered")
 		})
 	}
 }
@@ -211,37 +183,18 @@ func TestSlowAcksGoOneRoundTripAtATime(t *testing.T) {
 	const n = 300
 	typ := gossip.EventType("acks.slow")
 	var inFlight, peak atomic.Int64
-	client := newClient(t, testURL)
-	client.AddHook(slowXACK{delay: 50 * time.Millisecond, inFlight: &inFlight, peak: &peak, started: make(chan struct{}, 1)})
-	conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard))
-	require.NoError(t, err)
-	sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
-	require.NoError(t, err)
-	var handled atomic.Int64
-	all := make(chan struct{})
-	_, err = sub.Subscribe(typ, func(context.Context, *gossip.Event) error {
-		if handled.Add(1) == n {
-			close(all)
-		}
-		return nil
-	}, gossip.Group("billing"), gossip.Workers(4))
+	sub, client := hookedSubscriber(t, ns, slowXACK{delay: 50 * time.Millisecond, inFlight: &inFlight, peak: &peak, started: make(chan struct{}, 1)})
+	h, waitAll := countTo(n)
+	_, err := sub.Subscribe(typ, h, gossip.Group("billing"), gossip.Workers(4))
 	require.NoError(t, err)
 	pub := newBus(t, testURL, ns)
 	for i := range n { // one at a time: acks spread over many milliseconds
 		require.NoError(t, pub.Publish(context.Background(), gossip.NewEvent(typ, i)))
 	}
-	select {
-	case <-all:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("handled %d of %d events", handled.Load(), n)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	require.NoError(t, sub.Shutdown(ctx))
+	waitAll(t)
+	shutdownWithin(t, sub)
 	assert.Equal(t, int64(1), peak.Load(), "XACK round trips under way at once")
-	pending, err := client.XPending(context.Background(), ns+":{"+string(typ)+"}:stream", "billing").Result()
-	require.NoError(t, err)
-	assert.Zero(t, pending.Count, "every event acknowledged")
+	assert.Zero(t, pendingIn(t, client, ns, typ, "billing"), "every event acknowledged")
 }
 
 // Shutdown whose ctx ends while an XACK flush waits for Redis returns when
@@ -252,13 +205,8 @@ func TestShutdownDoesNotWaitOutASlowAckFlush(t *testing.T) {
 	typ := gossip.EventType("acks.stuck")
 	var inFlight, peak atomic.Int64
 	started := make(chan struct{}, 1)
-	client := newClient(t, testURL)
-	client.AddHook(slowXACK{delay: 3 * time.Second, inFlight: &inFlight, peak: &peak, started: started})
-	conn, err := redisdrv.New(client, redisdrv.Prefix(ns), redisdrv.Logger(discard))
-	require.NoError(t, err)
-	sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
-	require.NoError(t, err)
-	_, err = sub.Subscribe(typ, func(context.Context, *gossip.Event) error { return nil }, gossip.Group("billing"))
+	sub, _ := hookedSubscriber(t, ns, slowXACK{delay: 3 * time.Second, inFlight: &inFlight, peak: &peak, started: started})
+	_, err := sub.Subscribe(typ, func(context.Context, *gossip.Event) error { return nil }, gossip.Group("billing"))
 	require.NoError(t, err)
 	require.NoError(t, newBus(t, testURL, ns).Publish(context.Background(), gossip.NewEvent(typ, 1)))
 	select {
@@ -274,4 +222,55 @@ func TestShutdownDoesNotWaitOutASlowAckFlush(t *testing.T) {
 	// The hook's round trip ends by itself: wait for it, so that nothing
 	// of the test outlives it.
 	require.Eventually(t, func() bool { return inFlight.Load() == 0 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// hookedSubscriber is a bus for the subscribing side on a go-redis client
+// of its own with hook h, which the test watches the XACKs on.
+func hookedSubscriber(t *testing.T, ns string, h goredis.Hook, opts ...redisdrv.Option) (*gossip.EventBus, goredis.UniversalClient) {
+	t.Helper()
+	client := newClient(t, testURL)
+	client.AddHook(h)
+	conn, err := redisdrv.New(client, append([]redisdrv.Option{redisdrv.Prefix(ns), redisdrv.Logger(discard)}, opts...)...)
+	require.NoError(t, err)
+	sub, err := gossip.NewEventBus(&gossip.Config{Conn: conn, Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Shutdown(context.Background()) })
+	return sub, client
+}
+
+// countTo is a handler that counts the events it handles, and a wait for
+// the n-th, which fails t after 20 s.
+func countTo(n int64) (gossip.Handler, func(t *testing.T)) {
+	var handled atomic.Int64
+	all := make(chan struct{})
+	h := func(context.Context, *gossip.Event) error {
+		if handled.Add(1) == n {
+			close(all)
+		}
+		return nil
+	}
+	return h, func(t *testing.T) {
+		t.Helper()
+		select {
+		case <-all:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("handled %d of %d events", handled.Load(), n)
+		}
+	}
+}
+
+// shutdownWithin shuts bus down, failing t if that takes over 20 s.
+func shutdownWithin(t *testing.T, bus *gossip.EventBus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, bus.Shutdown(ctx))
+}
+
+// pendingIn is how many entries of typ's stream wait for an ack in group.
+func pendingIn(t *testing.T, client goredis.UniversalClient, ns string, typ gossip.EventType, group string) int64 {
+	t.Helper()
+	p, err := client.XPending(context.Background(), ns+":{"+string(typ)+"}:stream", group).Result()
+	require.NoError(t, err)
+	return p.Count
 }
