@@ -63,6 +63,8 @@ func (s *natsStore) deadLetters(ctx context.Context, fn func(stored) bool) error
 		return fmt.Errorf("read %s from stream %s: %w", subject, s.c.Stream(), err)
 	}
 	left := info.NumPending
+	var last uint64 // the stream sequence of the last message read
+	remade := false
 	for read := 0; left > 0 && read < maxFetch; {
 		batch, err := cons.Fetch(int(min(left, 256)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -76,7 +78,7 @@ func (s *natsStore) deadLetters(ctx context.Context, fn func(stored) bool) error
 			if err != nil {
 				return err
 			}
-			left = md.NumPending
+			left, last = md.NumPending, md.Sequence.Stream
 			m, derr := s.c.Decode(msg.Subject(), msg.Headers(), msg.Data())
 			if !fn(stored{Msg: m, Err: derr, Stored: md.Timestamp, ref: md.Sequence.Stream}) {
 				return nil
@@ -85,8 +87,21 @@ func (s *natsStore) deadLetters(ctx context.Context, fn func(stored) bool) error
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("read %s from stream %s: %w", subject, s.c.Stream(), err)
 		}
-		if got == 0 {
+		if got > 0 {
+			remade = false
+			continue
+		}
+		if remade {
 			return fmt.Errorf("read %s from stream %s: no message within 5s while %d are left", subject, s.c.Stream(), left)
+		}
+		// Nothing came although messages are left: the ordered consumer
+		// lost its place (seen under load). A new one starts after the last
+		// message read, once.
+		remade = true
+		cons, err = st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: last + 1})
+		if err != nil {
+			return fmt.Errorf("read %s from stream %s: %w", subject, s.c.Stream(), err)
 		}
 	}
 	return nil
