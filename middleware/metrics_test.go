@@ -123,6 +123,9 @@ func TestMetricsCountsAKnownRun(t *testing.T) {
 		receive(t, handled)
 	}
 	receive(t, dead)
+	// The dead letter can be handled before the worker that published it
+	// has counted the send: Shutdown waits for that worker.
+	require.NoError(t, bus.Shutdown(ctx))
 
 	got := collected(t, reader)
 	units := map[string]string{
