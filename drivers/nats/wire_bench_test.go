@@ -140,20 +140,9 @@ func BenchmarkDelivery(b *testing.B) {
 			defer nc.Close()
 			m := benchMessage()
 			msg := encodeMessage(c.Subject(m.Type), m, "")
-			credit := make(chan struct{}, window)
-			done := make(chan error, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
-			go func() {
-				for range b.N {
-					credit <- struct{}{}
-					if err := nc.PublishMsg(&msg.Msg); err != nil {
-						done <- err
-						return
-					}
-				}
-				done <- nc.Flush()
-			}()
+			credit, published := publishAhead(b, nc, &msg.Msg, window)
 			for range b.N {
 				d := <-sub.Deliveries()
 				<-credit
@@ -167,7 +156,7 @@ func BenchmarkDelivery(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			if err := <-done; err != nil {
+			if err := published(); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -220,28 +209,37 @@ func BenchmarkRawHeaders(b *testing.B) {
 			}
 			defer pc.Close()
 			msg := &natsgo.Msg{Subject: "raw.headers", Header: tc.header, Data: m.Data}
-			credit := make(chan struct{}, window)
-			done := make(chan error, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
-			go func() {
-				for range b.N {
-					credit <- struct{}{}
-					if err := pc.PublishMsg(msg); err != nil {
-						done <- err
-						return
-					}
-				}
-				done <- pc.Flush()
-			}()
+			credit, published := publishAhead(b, pc, msg, window)
 			for range b.N {
 				<-got
 				<-credit
 			}
 			b.StopTimer()
-			if err := <-done; err != nil {
+			if err := published(); err != nil {
 				b.Fatal(err)
 			}
 		})
 	}
+}
+
+// publishAhead publishes msg b.N times on nc from a goroutine of its own,
+// at most window messages ahead of the reader, which takes one credit per
+// message it got. published waits for the publisher's end: its error, or
+// the flush's.
+func publishAhead(b *testing.B, nc *natsgo.Conn, msg *natsgo.Msg, window int) (credit <-chan struct{}, published func() error) {
+	credits := make(chan struct{}, window)
+	done := make(chan error, 1)
+	go func() {
+		for range b.N {
+			credits <- struct{}{}
+			if err := nc.PublishMsg(msg); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nc.Flush()
+	}()
+	return credits, func() error { return <-done }
 }
